@@ -1,0 +1,49 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   the sandbox backend + the daemon streaming a test pattern
+#   make test   ruff, mypy --strict and the whole pytest suite (what CI runs)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench diagram clean browser
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,sandbox]'
+	touch $(STAMP)
+
+# Debian's chromium, for the browser tests (playwright's own download does not work here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "chromium is missing: install Debian's 'chromium' package for the browser tests" >&2; \
+	  fi; }
+
+# Until the daemon lands, the main job exports the lifecycle diagrams.
+demo: $(STAMP)
+	$(BIN)/intercom-fsm diagram
+
+lint: $(STAMP)
+	$(BIN)/ruff check intercom_fsm tests bench
+	$(BIN)/ruff format --check intercom_fsm tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict intercom_fsm
+
+pytest: $(STAMP) browser
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/fsm.py
+
+diagram: $(STAMP)
+	$(BIN)/intercom-fsm diagram
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

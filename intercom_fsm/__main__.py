@@ -1,0 +1,5 @@
+import sys
+
+from intercom_fsm.cli import main
+
+sys.exit(main())

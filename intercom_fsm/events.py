@@ -1,0 +1,354 @@
+"""Every event the lifecycle machine understands.
+
+Events are what happened in the outside world, told to the machine by an
+adapter (or by the runtime's timers). Each is a frozen attrs class, grouped
+here by the source that produces it. The machine never raises on an event: one
+that means nothing in the current state is counted as ignored.
+
+The values carried are already parsed and typed: adapters turn raw HTTP bodies,
+WebSocket frames and peer callbacks into these classes at the edge, and turn
+anything that does not parse into :class:`InvalidMessage` or
+:class:`AuthTransientError`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+SessionId = str
+"""Names one viewer (protocol.md section 2). Messages without one belong to the
+default viewer, :data:`DEFAULT_SESSION`."""
+
+DEFAULT_SESSION: SessionId = ""
+
+PeerId = int
+"""A peer connection's serial number, given out by the machine. A new offer for
+a session replaces its peer; the serial tells a late event of the old peer from
+one of the new."""
+
+
+@attrs.frozen
+class TokenGrant:
+    """A token response (RFC 6749 section 5.1) as the auth adapter parsed it."""
+
+    access_token: str = attrs.field(repr=False)
+    refresh_token: str = attrs.field(repr=False)
+    expires_in: float
+    scope: str | None = None
+
+
+@attrs.frozen
+class StoredTokens:
+    """What the token store keeps (protocol.md section 1.4).
+
+    ``expires_at`` is absolute (seconds since the epoch, the injected clock's
+    scale) so it survives restarts. ``device_code`` names the device's stream
+    for as long as the grant lives.
+    """
+
+    access_token: str = attrs.field(repr=False)
+    refresh_token: str = attrs.field(repr=False)
+    expires_at: float
+    device_code: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class IceCandidate:
+    """One ICE candidate in the protocol's JSON shape. An empty ``candidate``
+    string is the end-of-candidates marker."""
+
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+
+
+class AuthOperation(enum.Enum):
+    DEVICE_AUTHORIZATION = "device_authorization"
+    POLL = "poll"
+    REFRESH = "refresh"
+
+
+# --- Lifecycle ---------------------------------------------------------------
+
+
+@attrs.frozen
+class Started:
+    """The runtime is up. ``tokens`` is what the token store held, if anything
+    usable."""
+
+    tokens: StoredTokens | None = None
+
+
+@attrs.frozen
+class ShutdownRequested:
+    reason: str = "shutdown requested"
+
+
+@attrs.frozen
+class LogoutRequested:
+    """Forget the grant and start a new device flow."""
+
+
+# --- Auth poller (device flow and refresh, protocol.md section 1) -------------
+
+
+@attrs.frozen
+class DeviceCodeIssued:
+    device_code: str = attrs.field(repr=False)
+    user_code: str
+    verification_uri: str
+    expires_in: float
+    interval: float = 5.0
+    verification_uri_complete: str | None = None
+
+
+@attrs.frozen
+class AuthorizationPending:
+    pass
+
+
+@attrs.frozen
+class SlowDown:
+    pass
+
+
+@attrs.frozen
+class AccessDenied:
+    description: str | None = None
+
+
+@attrs.frozen
+class DeviceCodeExpired:
+    pass
+
+
+@attrs.frozen
+class TokensGranted:
+    grant: TokenGrant
+
+
+@attrs.frozen
+class TokensRefreshed:
+    grant: TokenGrant
+
+
+@attrs.frozen
+class RefreshRejected:
+    """The grant is gone (``invalid_grant``): only a new device flow helps."""
+
+    error: str = "invalid_grant"
+    description: str | None = None
+
+
+@attrs.frozen
+class AuthTransientError:
+    """Network error, timeout, 5xx, 429 or a body that does not parse: retry
+    after backoff, keep everything."""
+
+    operation: AuthOperation
+    reason: str
+    retry_after: float | None = None
+
+
+# --- Token store ------------------------------------------------------------
+
+
+@attrs.frozen
+class TokenStoreFailed:
+    """Writing the token file failed (disk full, read-only): the machine keeps
+    running on the tokens it holds."""
+
+    reason: str
+
+
+# --- Signaling socket (protocol.md section 2) --------------------------------
+
+
+@attrs.frozen
+class SocketOpened:
+    pass
+
+
+@attrs.frozen
+class SocketRejected:
+    """The access token was not accepted: handshake status 401/403 or close
+    code 4401/4403."""
+
+    status: int
+
+
+@attrs.frozen
+class SocketClosed:
+    code: int | None = None
+    reason: str = ""
+
+
+@attrs.frozen
+class OfferReceived:
+    session: SessionId
+    sdp: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class RemoteIceCandidate:
+    """``candidate`` None (or an empty string inside) means end of candidates."""
+
+    session: SessionId
+    candidate: IceCandidate | None
+
+
+@attrs.frozen
+class HangupReceived:
+    session: SessionId
+
+
+@attrs.frozen
+class InvalidMessage:
+    """A frame that did not parse. ``message_type`` is the frame's type when it
+    had a readable one."""
+
+    problem: str
+    message_type: str | None = None
+
+
+@attrs.frozen
+class UnknownMessage:
+    message_type: str
+
+
+# --- Peer connections (one per viewer session) --------------------------------
+
+
+@attrs.frozen
+class AnswerReady:
+    session: SessionId
+    peer: PeerId
+    sdp: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class LocalIceCandidate:
+    session: SessionId
+    peer: PeerId
+    candidate: IceCandidate | None
+
+
+@attrs.frozen
+class PeerConnected:
+    session: SessionId
+    peer: PeerId
+
+
+@attrs.frozen
+class PeerFailed:
+    session: SessionId
+    peer: PeerId
+    reason: str
+
+
+@attrs.frozen
+class PeerClosed:
+    session: SessionId
+    peer: PeerId
+
+
+# --- Camera -----------------------------------------------------------------
+
+
+@attrs.frozen
+class CameraOpened:
+    description: str = ""
+
+
+@attrs.frozen
+class CameraFailed:
+    reason: str
+
+
+@attrs.frozen
+class CameraRecovered:
+    pass
+
+
+# --- Timers (scheduled by the machine's ScheduleTimer effect) -----------------
+
+
+@attrs.frozen
+class PollDue:
+    generation: int
+
+
+@attrs.frozen
+class BackoffElapsed:
+    generation: int
+
+
+@attrs.frozen
+class AccessTokenExpiring:
+    generation: int
+
+
+@attrs.frozen
+class SessionSetupExpired:
+    """A viewer's peer did not reach ``connected`` in time: reap it."""
+
+    generation: int
+    session: SessionId
+    peer: PeerId
+
+
+TimerEvent = PollDue | BackoffElapsed | AccessTokenExpiring | SessionSetupExpired
+
+Event = (
+    Started
+    | ShutdownRequested
+    | LogoutRequested
+    | DeviceCodeIssued
+    | AuthorizationPending
+    | SlowDown
+    | AccessDenied
+    | DeviceCodeExpired
+    | TokensGranted
+    | TokensRefreshed
+    | RefreshRejected
+    | AuthTransientError
+    | TokenStoreFailed
+    | SocketOpened
+    | SocketRejected
+    | SocketClosed
+    | OfferReceived
+    | RemoteIceCandidate
+    | HangupReceived
+    | InvalidMessage
+    | UnknownMessage
+    | AnswerReady
+    | LocalIceCandidate
+    | PeerConnected
+    | PeerFailed
+    | PeerClosed
+    | CameraOpened
+    | CameraFailed
+    | CameraRecovered
+    | PollDue
+    | BackoffElapsed
+    | AccessTokenExpiring
+    | SessionSetupExpired
+)
+"""Every event, as one union type."""
+
+EVENT_TYPES: tuple[type[Event], ...] = Event.__args__
+
+SESSION_EVENT_TYPES = (
+    OfferReceived,
+    RemoteIceCandidate,
+    HangupReceived,
+    AnswerReady,
+    LocalIceCandidate,
+    PeerConnected,
+    PeerFailed,
+    PeerClosed,
+    SessionSetupExpired,
+)
+"""Events that belong to one viewer session and go to its session machine."""

@@ -1,0 +1,35 @@
+"""Backoff: waiting before trying again after a failure.
+
+On entry: a timer is set to a delay drawn with full jitter from
+``[0, min(cap, base * 2**attempt)]`` (``intercom_fsm.machine.backoff``).
+``BackoffElapsed`` resumes the state recorded by the failure (Unauthorized,
+AwaitingApproval or Authorized). Tokens are kept; a refresh that was under way
+may still land here and is stored.
+On exit: the timer is cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from intercom_fsm.effects import Timer
+from intercom_fsm.states.base import State, StateSpec
+
+if TYPE_CHECKING:
+    from intercom_fsm.machine.context import Context
+
+
+def schedule_retry(ctx: Context) -> None:
+    ctx.schedule(Timer.BACKOFF, ctx.backoff.next_delay(ctx.clock(), ctx.random))
+
+
+def cancel_retry(ctx: Context) -> None:
+    ctx.cancel(Timer.BACKOFF)
+
+
+SPEC = StateSpec(
+    state=State.BACKOFF,
+    summary="waiting a bounded, jittered delay before retrying",
+    on_enter=schedule_retry,
+    on_exit=cancel_retry,
+)

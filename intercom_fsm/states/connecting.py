@@ -1,0 +1,31 @@
+"""Connecting: the signaling socket is being opened.
+
+On entry: the signaling adapter is asked to open
+``/ws/live_stream/{device_code}/`` with the Bearer access token
+(``OpenSocket``). Leaves on ``SocketOpened`` (to Negotiating), a refused token
+(to Authorized, to refresh), or any other failure (to Backoff).
+
+Connecting, Negotiating and Streaming together are the machine's *online*
+group: leaving the group closes every viewer's peer, the camera and the socket
+(see ``intercom_fsm.machine.lifecycle``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from intercom_fsm.states.base import State, StateSpec
+
+if TYPE_CHECKING:
+    from intercom_fsm.machine.context import Context
+
+
+def open_socket(ctx: Context) -> None:
+    ctx.open_socket()
+
+
+SPEC = StateSpec(
+    state=State.CONNECTING,
+    summary="opening the signaling socket",
+    on_enter=open_socket,
+)

@@ -1,0 +1,159 @@
+"""Tools to test the machine, and a product that embeds it, without I/O.
+
+- :class:`FakeClock`: injected time that moves only when told.
+- :class:`ResourceLedger`: replays effects and events and checks that every
+  opened resource (socket, peer, camera, timer) is closed exactly once.
+- :func:`happy_event`: what a working world would answer next, so that a test
+  can walk from any state to Streaming.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from intercom_fsm import effects as fx
+from intercom_fsm import events as ev
+from intercom_fsm.effects import Effect, Timer, TimerKey
+from intercom_fsm.machine.lifecycle import LifecycleMachine
+from intercom_fsm.machine.session import SessionState
+from intercom_fsm.states import State
+
+
+@attrs.define
+class FakeClock:
+    now: float = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class LedgerError(AssertionError):
+    """A resource was closed twice, or closed without being open."""
+
+
+@attrs.define
+class ResourceLedger:
+    sockets_open: int = 0
+    camera_open: int = 0
+    peers_open: set[int] = attrs.field(factory=set)
+    pending_timers: dict[TimerKey, int] = attrs.field(factory=dict)
+    delays: list[tuple[Timer, float]] = attrs.field(factory=list)
+    last_effects: list[Effect] = attrs.field(factory=list)
+
+    def record(self, event: ev.Event, effects: list[Effect]) -> None:
+        """Account for one step: the event delivered, the effects returned."""
+        key = timer_key(event)
+        if key is not None and self.pending_timers.get(key) == getattr(event, "generation", None):
+            del self.pending_timers[key]
+        for effect in effects:
+            self._apply(effect)
+        self.last_effects = effects
+
+    def _apply(self, effect: Effect) -> None:
+        match effect:
+            case fx.OpenSocket():
+                if self.sockets_open:
+                    raise LedgerError("socket opened while one is open")
+                self.sockets_open += 1
+            case fx.CloseSocket():
+                if not self.sockets_open:
+                    raise LedgerError("socket closed twice")
+                self.sockets_open -= 1
+            case fx.OpenCamera():
+                if self.camera_open:
+                    raise LedgerError("camera opened twice")
+                self.camera_open += 1
+            case fx.CloseCamera():
+                if not self.camera_open:
+                    raise LedgerError("camera closed twice")
+                self.camera_open -= 1
+            case fx.CreatePeer(peer=peer):
+                if peer in self.peers_open:
+                    raise LedgerError(f"peer {peer} created twice")
+                self.peers_open.add(peer)
+            case fx.ClosePeer(peer=peer):
+                if peer not in self.peers_open:
+                    raise LedgerError(f"peer {peer} closed twice or never opened")
+                self.peers_open.remove(peer)
+            case fx.ScheduleTimer():
+                self.pending_timers[effect.key] = effect.generation
+                self.delays.append((effect.timer, effect.delay))
+            case fx.CancelTimer():
+                if effect.key not in self.pending_timers:
+                    raise LedgerError(f"timer {effect.key} cancelled but not pending")
+                del self.pending_timers[effect.key]
+            case _:
+                pass
+
+    @property
+    def all_released(self) -> bool:
+        return not (self.sockets_open or self.camera_open or self.peers_open or self.pending_timers)
+
+
+def timer_key(event: ev.Event) -> TimerKey | None:
+    match event:
+        case ev.PollDue():
+            return (Timer.POLL, None)
+        case ev.BackoffElapsed():
+            return (Timer.BACKOFF, None)
+        case ev.AccessTokenExpiring():
+            return (Timer.ACCESS_TOKEN_EXPIRY, None)
+        case ev.SessionSetupExpired(peer=peer):
+            return (Timer.SESSION_SETUP, peer)
+        case _:
+            return None
+
+
+def timer_event(effect: fx.ScheduleTimer) -> ev.TimerEvent:
+    """The event a runtime delivers when ``effect``'s timer fires."""
+    match effect.timer:
+        case Timer.POLL:
+            return ev.PollDue(effect.generation)
+        case Timer.BACKOFF:
+            return ev.BackoffElapsed(effect.generation)
+        case Timer.ACCESS_TOKEN_EXPIRY:
+            return ev.AccessTokenExpiring(effect.generation)
+        case Timer.SESSION_SETUP:
+            assert effect.session is not None and effect.peer is not None
+            return ev.SessionSetupExpired(effect.generation, effect.session, effect.peer)
+
+
+GRANT = ev.TokenGrant(access_token="access", refresh_token="refresh", expires_in=3600)
+HAPPY_VIEWER = ev.DEFAULT_SESSION
+
+
+def happy_event(machine: LifecycleMachine, ledger: ResourceLedger) -> ev.Event | None:
+    """The next event of a world where everything works; None in Streaming
+    and Stopped."""
+    state = machine.state
+    pending = ledger.pending_timers
+    if state is State.IDLE:
+        return ev.Started(tokens=None)
+    if state is State.UNAUTHORIZED:
+        return ev.DeviceCodeIssued(
+            device_code="device", user_code="ABCD-EFGH", verification_uri="https://x/device",
+            expires_in=600, interval=5,
+        )  # fmt: skip
+    if state is State.AWAITING_APPROVAL:
+        if any(isinstance(e, fx.PollToken) for e in ledger.last_effects):
+            return ev.TokensGranted(GRANT)
+        if (Timer.POLL, None) in pending:
+            return ev.PollDue(pending[(Timer.POLL, None)])
+        return ev.TokensGranted(GRANT)
+    if state is State.AUTHORIZED:
+        return ev.TokensRefreshed(GRANT)
+    if state is State.BACKOFF:
+        return ev.BackoffElapsed(pending[(Timer.BACKOFF, None)])
+    if state is State.CONNECTING:
+        return ev.SocketOpened()
+    if state is State.NEGOTIATING:
+        for viewer in machine.context.viewers:
+            if viewer.state == SessionState.OFFERED:
+                return ev.AnswerReady(viewer.session, viewer.peer, "answer")
+            if viewer.state == SessionState.ANSWERED:
+                return ev.PeerConnected(viewer.session, viewer.peer)
+        return ev.OfferReceived(HAPPY_VIEWER, "offer")
+    return None

@@ -1,0 +1,177 @@
+"""Property-based tests of the lifecycle machine over arbitrary event sequences.
+
+1. no sequence raises or leaves the machine in an undefined state;
+2. liveness: from every reachable state the happy path reaches Streaming;
+3. shutdown from any state ends in Stopped with everything closed exactly once;
+4. backoff delays stay in [0, cap]; the attempt count resets after success;
+5. tokens are discarded only on refresh rejection or logout;
+6. Streaming implies a grant, an open socket and a connected session.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from intercom_fsm import effects as fx
+from intercom_fsm import events as ev
+from intercom_fsm.effects import Timer
+from intercom_fsm.machine.backoff import BackoffPolicy
+from intercom_fsm.machine.context import MachineSettings
+from intercom_fsm.machine.lifecycle import LifecycleMachine
+from intercom_fsm.machine.session import SessionState
+from intercom_fsm.states import State
+from intercom_fsm.testing import FakeClock, ResourceLedger, happy_event
+from tests.property.strategies import NOW, any_event
+
+POLICY = BackoffPolicy(base=0.5, cap=30.0, stable_after=20.0)
+HAPPY_PATH_BOUND = 12
+
+
+def new_machine(seed: int = 0) -> tuple[LifecycleMachine, FakeClock, ResourceLedger]:
+    clock = FakeClock(NOW)
+    rng = random.Random(seed)
+    machine = LifecycleMachine(
+        clock=clock, random=rng.random, settings=MachineSettings(backoff=POLICY, max_viewers=2)
+    )
+    return machine, clock, ledger_for(machine)
+
+
+def ledger_for(machine: LifecycleMachine) -> ResourceLedger:
+    return ResourceLedger()
+
+
+class LifecycleUnderArbitraryEvents(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.machine, self.clock, self.ledger = new_machine()
+        self.tokens_before: ev.StoredTokens | None = None
+
+    @rule(data=st.data())
+    def deliver(self, data: st.DataObject) -> None:
+        event = data.draw(any_event(self.machine, self.ledger), label="event")
+        had_tokens = self.machine.context.tokens is not None
+        effects = self.machine.handle(event)
+        self.ledger.record(event, effects)
+        discarded = any(isinstance(e, fx.DiscardTokens) for e in effects)
+        lost = had_tokens and self.machine.context.tokens is None
+        if discarded or lost:
+            # Property 5: only a rejected refresh or a logout forgets the grant.
+            assert isinstance(event, ev.RefreshRejected | ev.LogoutRequested), event
+
+    @rule(seconds=st.floats(min_value=0, max_value=4000))
+    def time_passes(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @precondition(lambda self: self.machine.state is not State.STOPPED)
+    @rule()
+    def follow_happy_path(self) -> None:
+        event = happy_event(self.machine, self.ledger)
+        if event is not None:
+            self.ledger.record(event, self.machine.handle(event))
+
+    @precondition(lambda self: self.machine.state is not State.STOPPED)
+    @rule()
+    def walk_happy_path_to_streaming(self) -> None:
+        for _ in range(HAPPY_PATH_BOUND):
+            event = happy_event(self.machine, self.ledger)
+            if event is None:
+                return
+            self.ledger.record(event, self.machine.handle(event))
+
+    @invariant()
+    def state_is_defined(self) -> None:
+        assert self.machine.state in State
+
+    @invariant()
+    def resources_match_the_machine(self) -> None:
+        ctx = self.machine.context
+        assert self.ledger.sockets_open == int(ctx.socket_open)
+        assert self.ledger.camera_open == int(ctx.camera_open)
+        assert self.ledger.peers_open == {viewer.peer for viewer in ctx.viewers}
+        assert self.ledger.pending_timers == ctx.pending_timers
+        if self.machine.state not in (State.CONNECTING, State.NEGOTIATING, State.STREAMING):
+            assert not ctx.socket_open and not ctx.camera_open and len(ctx.viewers) == 0
+
+    @invariant()
+    def streaming_means_connected(self) -> None:
+        ctx = self.machine.context
+        streaming = ctx.viewers.streaming_count() > 0
+        if self.machine.state is State.STREAMING:
+            assert ctx.tokens is not None and ctx.socket_open and streaming
+        if self.machine.state is State.NEGOTIATING:
+            assert not streaming
+
+    @invariant()
+    def backoff_delays_are_bounded(self) -> None:
+        for timer, delay in self.ledger.delays:
+            if timer is Timer.BACKOFF:
+                assert 0 <= delay <= POLICY.cap
+
+    def teardown(self) -> None:
+        # Property 3: shutdown from wherever the run ended.
+        effects = self.machine.handle(ev.ShutdownRequested())
+        self.ledger.record(ev.ShutdownRequested(), effects)
+        assert self.machine.state is State.STOPPED
+        assert self.ledger.all_released, self.ledger
+        assert self.machine.handle(ev.SocketOpened()) == []
+
+
+LifecycleUnderArbitraryEvents.TestCase.settings = settings(
+    max_examples=300, stateful_step_count=40, deadline=None
+)
+TestLifecycleUnderArbitraryEvents = LifecycleUnderArbitraryEvents.TestCase
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), steps=st.integers(min_value=0, max_value=40))
+def test_happy_path_reaches_streaming_from_any_reachable_state(
+    data: st.DataObject, steps: int
+) -> None:
+    machine, clock, ledger = new_machine()
+    for _ in range(steps):
+        event = data.draw(any_event(machine, ledger))
+        if isinstance(event, ev.ShutdownRequested):
+            continue
+        ledger.record(event, machine.handle(event))
+        clock.advance(data.draw(st.floats(min_value=0, max_value=100)))
+    for _ in range(HAPPY_PATH_BOUND):
+        event = happy_event(machine, ledger)
+        if event is None:
+            break
+        ledger.record(event, machine.handle(event))
+    assert machine.state is State.STREAMING
+    assert any(state == SessionState.CONNECTED for state in machine.sessions.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    failures=st.integers(min_value=1, max_value=80),
+)
+def test_backoff_grows_within_cap_and_resets_after_a_stable_success(
+    seed: int, failures: int
+) -> None:
+    machine, clock, ledger = new_machine(seed)
+    for event in (ev.Started(tokens=None),):
+        ledger.record(event, machine.handle(event))
+    for _ in range(failures):
+        event = ev.AuthTransientError(ev.AuthOperation.DEVICE_AUTHORIZATION, "down")
+        ledger.record(event, machine.handle(event))
+        assert machine.state is State.BACKOFF
+        delay = machine.context.backoff.last_delay
+        assert delay is not None and 0 <= delay <= POLICY.cap
+        elapsed = ev.BackoffElapsed(ledger.pending_timers[(Timer.BACKOFF, None)])
+        ledger.record(elapsed, machine.handle(elapsed))
+    assert machine.context.backoff.attempt == failures
+    issued = ev.DeviceCodeIssued("dc", "CODE", "https://x", expires_in=600, interval=5)
+    ledger.record(issued, machine.handle(issued))
+    clock.advance(POLICY.stable_after)
+    failed = ev.AuthTransientError(ev.AuthOperation.POLL, "down")
+    ledger.record(failed, machine.handle(failed))
+    assert machine.context.backoff.attempt == 1
+    assert machine.context.backoff.last_delay is not None
+    assert machine.context.backoff.last_delay <= POLICY.base
