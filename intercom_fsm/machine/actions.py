@@ -35,6 +35,8 @@ from intercom_fsm.machine.context import Context, DeviceFlow
 from intercom_fsm.machine.rows import Guard
 from intercom_fsm.states.base import State
 
+MIN_POLL_INTERVAL = 1.0
+
 # --- guards -----------------------------------------------------------------------
 
 
@@ -117,7 +119,8 @@ def begin_flow(ctx: Context, event: DeviceCodeIssued) -> None:
     ctx.flow = DeviceFlow(
         device_code=event.device_code,
         user_code=event.user_code,
-        interval=event.interval,
+        # A server that says 0 would have the device poll in a tight loop.
+        interval=max(event.interval, MIN_POLL_INTERVAL),
         expires_at=ctx.clock() + event.expires_in,
     )
     ctx.emit(

@@ -1,0 +1,443 @@
+"""Parsing of the OAuth endpoints' answers (protocol.md 1.1-1.3) into events.
+
+Everything here is pure: :func:`parse_answer` takes what the HTTP layer saw
+(status, content type, body bytes, ``Retry-After``) and returns one of the
+machine's typed auth events. It never raises, whatever the bytes are, so it can
+be fuzzed without a server, and an unexpected answer (an HTML error page, a
+missing field, a number where a string belongs) becomes an
+:class:`AuthTransientError` whose reason says what was wrong without quoting
+any value from the body.
+
+The body shapes are attrs classes structured by a strict cattrs converter:
+cattrs' default converter would happily turn ``123`` into ``"123"`` or
+``True`` into ``1.0``, which would hide a misbehaving server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import unicodedata
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, NewType
+
+import attrs
+import cattrs
+from cattrs import AttributeValidationNote, ClassValidationError
+
+from intercom_fsm.events import (
+    AccessDenied,
+    AuthOperation,
+    AuthorizationPending,
+    AuthTransientError,
+    DeviceCodeExpired,
+    DeviceCodeIssued,
+    RefreshRejected,
+    SlowDown,
+    TokenGrant,
+    TokensGranted,
+    TokensRefreshed,
+)
+
+PollResult = (
+    TokensGranted
+    | AuthorizationPending
+    | SlowDown
+    | AccessDenied
+    | DeviceCodeExpired
+    | AuthTransientError
+)
+RefreshResult = TokensRefreshed | RefreshRejected | AuthTransientError
+DeviceAuthorizationResult = DeviceCodeIssued | AuthTransientError
+AuthResult = DeviceAuthorizationResult | PollResult | RefreshResult
+
+DEFAULT_POLL_INTERVAL = 5.0
+"""RFC 8628 section 3.2: ``interval`` defaults to 5 seconds."""
+
+MAX_RETRY_AFTER = 3600.0
+"""A longer ``Retry-After`` is capped: the device must not go silent for days
+because of one odd header."""
+
+MAX_DESCRIPTION_CHARS = 200
+
+# --- Strict value types ---------------------------------------------------------
+
+Text = NewType("Text", str)
+"""Any JSON string."""
+
+VisibleText = NewType("VisibleText", str)
+"""A non-empty string of RFC 6749 VSCHARs (printable ASCII, space included).
+Tokens go into HTTP headers and codes are printed on a terminal: a control
+character in either would be an injection, so it is refused."""
+
+Seconds = NewType("Seconds", float)
+"""A finite, non-negative JSON number (int or float, never a bool)."""
+
+
+class FieldProblem(ValueError):
+    """Raised by the structure hooks with a message that never quotes the value."""
+
+
+def _structure_text(value: Any, _type: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldProblem(f"is not a string (got {_json_type_name(value)})")
+    return value
+
+
+def _structure_visible_text(value: Any, _type: Any) -> str:
+    text = _structure_text(value, _type)
+    if not text:
+        raise FieldProblem("is empty")
+    if not is_visible_ascii(text):
+        raise FieldProblem("contains characters outside printable ASCII")
+    return text
+
+
+def _structure_seconds(value: Any, _type: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FieldProblem(f"is not a number of seconds (got {_json_type_name(value)})")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise FieldProblem("is too large") from None
+    if not math.isfinite(seconds):
+        raise FieldProblem("is not a finite number")
+    if seconds < 0:
+        raise FieldProblem("is negative")
+    return seconds
+
+
+def make_strict_converter() -> cattrs.Converter:
+    """A converter that refuses wrong JSON types instead of coercing them."""
+    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
+    converter.register_structure_hook(Text, _structure_text)
+    converter.register_structure_hook(str, _structure_text)
+    converter.register_structure_hook(VisibleText, _structure_visible_text)
+    converter.register_structure_hook(Seconds, _structure_seconds)
+    return converter
+
+
+STRICT_CONVERTER = make_strict_converter()
+
+
+def is_visible_ascii(text: str) -> bool:
+    return all(0x20 <= ord(char) <= 0x7E for char in text)
+
+
+def _json_type_name(value: Any) -> str:
+    names: dict[type, str] = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+        type(None): "null",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def describe_structure_error(error: Exception) -> str:
+    """``"missing field 'user_code'"``-style text for a cattrs failure."""
+    if not isinstance(error, ClassValidationError):
+        return "the body does not have the expected shape"
+    problems: list[str] = []
+    for sub in error.exceptions:
+        notes = [n for n in getattr(sub, "__notes__", []) if isinstance(n, AttributeValidationNote)]
+        field = notes[0].name if notes else "?"
+        if isinstance(sub, KeyError):
+            problems.append(f"missing field '{field}'")
+        elif isinstance(sub, FieldProblem):
+            problems.append(f"field '{field}' {sub}")
+        else:
+            # Foreign exception text may quote the value: say only where it was.
+            problems.append(f"field '{field}' has an invalid value")
+    return "; ".join(problems) or "the body does not have the expected shape"
+
+
+# --- Body shapes -----------------------------------------------------------------
+
+
+@attrs.frozen
+class DeviceAuthorizationBody:
+    """RFC 8628 section 3.2."""
+
+    device_code: VisibleText = attrs.field(repr=False)
+    user_code: VisibleText
+    verification_uri: VisibleText
+    expires_in: Seconds
+    verification_uri_complete: VisibleText | None = None
+    interval: Seconds = Seconds(DEFAULT_POLL_INTERVAL)
+
+
+@attrs.frozen
+class TokenBody:
+    """RFC 6749 section 5.1. ``refresh_token`` is optional on a refresh answer
+    (the server may keep the old one); the caller decides whether it must be
+    there."""
+
+    access_token: VisibleText = attrs.field(repr=False)
+    token_type: Text
+    expires_in: Seconds
+    refresh_token: VisibleText | None = attrs.field(default=None, repr=False)
+    scope: Text | None = None
+
+
+@attrs.frozen
+class OAuthErrorBody:
+    """RFC 6749 section 5.2."""
+
+    error: Text
+    error_description: Text | None = None
+
+
+# --- The HTTP answer and its parsing -------------------------------------------------
+
+
+@attrs.frozen
+class HttpAnswer:
+    """What the HTTP layer saw; the only input of :func:`parse_answer`."""
+
+    status: int
+    content_type: str | None
+    body: bytes = attrs.field(repr=False)
+    retry_after: str | None = None
+
+
+_OPERATION_LABELS = {
+    AuthOperation.DEVICE_AUTHORIZATION: "device authorization",
+    AuthOperation.POLL: "token poll",
+    AuthOperation.REFRESH: "token refresh",
+}
+_ENDPOINT_LABELS = {
+    AuthOperation.DEVICE_AUTHORIZATION: "device authorization endpoint",
+    AuthOperation.POLL: "token endpoint",
+    AuthOperation.REFRESH: "token endpoint",
+}
+
+
+def operation_label(operation: AuthOperation) -> str:
+    return _OPERATION_LABELS[operation]
+
+
+def endpoint_label(operation: AuthOperation) -> str:
+    return _ENDPOINT_LABELS[operation]
+
+
+class _Refusal(Exception):
+    """Internal: the answer is unusable; the message is a safe reason."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def parse_answer(
+    operation: AuthOperation,
+    answer: HttpAnswer,
+    *,
+    sent_refresh_token: str | None = None,
+    now: Callable[[], float] = time.time,
+) -> AuthResult:
+    """Turn one HTTP answer into the event for ``operation``. Never raises.
+
+    ``sent_refresh_token`` is the refresh token of a refresh request: when the
+    server does not rotate it (no ``refresh_token`` in the answer), the grant
+    keeps the one that was sent.
+    """
+    try:
+        return _parse(operation, answer, sent_refresh_token, now)
+    except _Refusal as refusal:
+        return AuthTransientError(
+            operation=operation,
+            # "token poll response: missing field ..." but "token poll: token endpoint ..."
+            reason=f"{operation_label(operation)}{_joiner(refusal.reason)}{refusal.reason}",
+            retry_after=refusal.retry_after,
+        )
+    except Exception as error:  # the parser's promise: nothing escapes
+        return AuthTransientError(
+            operation=operation,
+            reason=f"{operation_label(operation)}: unexpected {type(error).__name__} "
+            "while reading the answer",
+        )
+
+
+def _joiner(reason: str) -> str:
+    return " " if reason.startswith("response:") else ": "
+
+
+def _parse(
+    operation: AuthOperation,
+    answer: HttpAnswer,
+    sent_refresh_token: str | None,
+    now: Callable[[], float],
+) -> AuthResult:
+    endpoint = endpoint_label(operation)
+    status = answer.status
+    if status == 200:
+        document = _json_object(answer, endpoint)
+        if operation is AuthOperation.DEVICE_AUTHORIZATION:
+            return _device_code_issued(document)
+        grant = _token_grant(document, operation, sent_refresh_token)
+        if operation is AuthOperation.POLL:
+            return TokensGranted(grant=grant)
+        return TokensRefreshed(grant=grant)
+    if status == 429 or 500 <= status <= 599:
+        retry_after = parse_retry_after(answer.retry_after, now)
+        kind = "rate limited" if status == 429 else "server error"
+        reason = f"{endpoint} answered {status}{_body_note(answer)} ({kind})"
+        if retry_after is not None:
+            reason += f"; retry after {retry_after:g} s"
+        raise _Refusal(reason, retry_after)
+    if 400 <= status <= 499:
+        return _oauth_error(operation, answer, endpoint)
+    if 300 <= status <= 399:
+        raise _Refusal(f"{endpoint} answered {status} (redirects are not followed)")
+    raise _Refusal(f"{endpoint} answered an unexpected status {status}{_body_note(answer)}")
+
+
+def _body_note(answer: HttpAnswer) -> str:
+    media_type = _media_type(answer.content_type)
+    if not answer.body:
+        return " with an empty body"
+    if media_type == "text/html":
+        return " with a text/html body"
+    return ""
+
+
+def _media_type(content_type: str | None) -> str:
+    if not content_type:
+        return ""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type if is_visible_ascii(media_type) and len(media_type) <= 80 else "unusual"
+
+
+def _json_object(answer: HttpAnswer, endpoint: str) -> dict[str, Any]:
+    """The body as a JSON object, or a :class:`_Refusal` saying why not."""
+    media_type = _media_type(answer.content_type)
+    where = f"{endpoint} answered {answer.status}"
+    if media_type == "text/html":
+        raise _Refusal(f"{where} with a text/html body instead of JSON")
+    if not answer.body:
+        raise _Refusal(f"{where} with an empty body instead of JSON")
+    try:
+        document = json.loads(answer.body)
+    except (ValueError, RecursionError):
+        shown = media_type or "no content type"
+        raise _Refusal(f"{where} with a body that is not JSON ({shown})") from None
+    if not isinstance(document, dict):
+        raise _Refusal(f"{where} with JSON {_json_type_name(document)} instead of an object")
+    return document
+
+
+def _device_code_issued(document: dict[str, Any]) -> DeviceCodeIssued:
+    try:
+        body = STRICT_CONVERTER.structure(document, DeviceAuthorizationBody)
+    except Exception as error:
+        raise _Refusal(f"response: {describe_structure_error(error)}") from None
+    if not body.verification_uri.lower().startswith(("https://", "http://")):
+        raise _Refusal("response: field 'verification_uri' is not an http(s) URL")
+    return DeviceCodeIssued(
+        device_code=body.device_code,
+        user_code=body.user_code,
+        verification_uri=body.verification_uri,
+        expires_in=body.expires_in,
+        interval=body.interval,
+        verification_uri_complete=body.verification_uri_complete,
+    )
+
+
+def _token_grant(
+    document: dict[str, Any], operation: AuthOperation, sent_refresh_token: str | None
+) -> TokenGrant:
+    try:
+        body = STRICT_CONVERTER.structure(document, TokenBody)
+    except Exception as error:
+        raise _Refusal(f"response: {describe_structure_error(error)}") from None
+    if body.token_type.lower() != "bearer":
+        raise _Refusal("response: field 'token_type' is not 'Bearer'")
+    refresh_token: str | None = body.refresh_token
+    if refresh_token is None and operation is AuthOperation.REFRESH:
+        refresh_token = sent_refresh_token
+    if refresh_token is None:
+        raise _Refusal("response: missing field 'refresh_token'")
+    return TokenGrant(
+        access_token=body.access_token,
+        refresh_token=refresh_token,
+        expires_in=body.expires_in,
+        scope=body.scope,
+    )
+
+
+_POLL_ERRORS: dict[str, Callable[[str | None], PollResult]] = {
+    "authorization_pending": lambda _description: AuthorizationPending(),
+    "slow_down": lambda _description: SlowDown(),
+    "access_denied": lambda description: AccessDenied(description=description),
+    "expired_token": lambda _description: DeviceCodeExpired(),
+}
+
+
+def _oauth_error(operation: AuthOperation, answer: HttpAnswer, endpoint: str) -> AuthResult:
+    """A 4xx answer. Only the answers protocol.md names change the flow; any
+    other refusal is reported and retried after backoff (see :mod:`.auth`)."""
+    try:
+        document = _json_object(answer, endpoint)
+        error_body = STRICT_CONVERTER.structure(document, OAuthErrorBody)
+    except _Refusal as refusal:
+        raise _Refusal(f"{refusal.reason} (no OAuth error)") from None
+    except Exception as error:
+        where = f"{endpoint} answered {answer.status} with an unusable OAuth error"
+        raise _Refusal(f"{where}: {describe_structure_error(error)}") from None
+    code = error_body.error
+    description = clean_description(error_body.error_description)
+    if operation is AuthOperation.POLL and code in _POLL_ERRORS:
+        return _POLL_ERRORS[code](description)
+    if operation is AuthOperation.REFRESH and code == "invalid_grant":
+        return RefreshRejected(error=code, description=description)
+    shown_code = clean_description(code) or "(empty)"
+    reason = f"{endpoint} answered {answer.status} {shown_code}"
+    if description:
+        reason += f" ({description})"
+    if code in ("invalid_client", "unauthorized_client"):
+        reason += "; check OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET"
+    if operation is AuthOperation.REFRESH:
+        reason += "; the stored tokens are kept"
+    raise _Refusal(reason)
+
+
+def clean_description(text: str | None) -> str | None:
+    """Server text made safe for one log line: printable only, bounded."""
+    if text is None:
+        return None
+    kept = "".join(
+        char if unicodedata.category(char)[0] not in "CZ" or char == " " else " " for char in text
+    )
+    kept = " ".join(kept.split())
+    if len(kept) > MAX_DESCRIPTION_CHARS:
+        kept = kept[: MAX_DESCRIPTION_CHARS - 3] + "..."
+    return kept or None
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """``Retry-After`` as seconds from now (RFC 9110 section 10.2.3: delay
+    seconds or an HTTP date), capped at :data:`MAX_RETRY_AFTER`; None when
+    absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > 64:
+        return None
+    if text.isascii() and text.isdigit():
+        return min(float(int(text)), MAX_RETRY_AFTER)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    try:
+        delay = moment.timestamp() - now()
+    except (OverflowError, ValueError, OSError):
+        return None
+    return min(max(delay, 0.0), MAX_RETRY_AFTER)
