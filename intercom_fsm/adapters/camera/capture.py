@@ -1,0 +1,297 @@
+"""The capture thread: reads the source, keeps the latest picture, survives
+failures.
+
+One thread per camera, from :meth:`CaptureWorker.start` to
+:meth:`CaptureWorker.stop`. It holds the source open only while there is
+demand (the camera was opened and has viewers, or is warming up for the first
+one); without demand it releases the device and sleeps.
+
+When the source fails (it cannot be opened, a read fails, or a network stream
+stalls past its read timeout) the thread reports :class:`CameraFailed` once,
+publishes the offline picture at the configured rate so viewers stay
+connected and see why, and reopens the source after an exponential backoff
+with full jitter. Success reports :class:`CameraOpened` the first time and
+:class:`CameraRecovered` after a failure.
+
+Events go to ``emit``, which is called on the capture thread and must hand
+them over to the event loop itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import attrs
+
+from intercom_fsm.adapters.camera.frames import I420, I420Converter
+from intercom_fsm.adapters.camera.hub import FrameHub
+from intercom_fsm.adapters.camera.pacing import Decimator, Pacer
+from intercom_fsm.adapters.camera.pictures import Image, OfflinePainter
+from intercom_fsm.adapters.camera.readers import FrameReader, SourceUnavailable, open_reader
+from intercom_fsm.adapters.camera.settings import CameraSettings
+from intercom_fsm.adapters.camera.sources import VideoSource
+from intercom_fsm.events import CameraFailed, CameraOpened, CameraRecovered, Event
+from intercom_fsm.machine.backoff import Backoff, BackoffPolicy
+
+logger = logging.getLogger(__name__)
+
+THREAD_NAME = "intercom-camera-capture"
+STABLE_AFTER = 30.0
+"""A source that has worked this long is retried from the shortest delay again."""
+
+OpenReader = Callable[[VideoSource, int, int, float], FrameReader]
+
+
+@attrs.define
+class CaptureCounters:
+    """The capture thread's share of :class:`CameraStats` (same meanings)."""
+
+    frames_read: int = 0
+    frames_captured: int = 0
+    offline_frames: int = 0
+    failures: int = 0
+    reopen_attempts: int = 0
+    last_reopen_delay: float | None = None
+    source_opens: int = 0
+    online: bool = False
+    capturing: bool = False
+
+
+class SharedCounters:
+    """Counters written by the capture thread and read from the event loop.
+    One instance outlives the workers of successive opens."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters = CaptureCounters()
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[CaptureCounters]:
+        with self._lock:
+            yield self._counters
+
+    def snapshot(self) -> CaptureCounters:
+        with self._lock:
+            return attrs.evolve(self._counters)
+
+
+class CaptureWorker:
+    def __init__(
+        self,
+        source: VideoSource,
+        settings: CameraSettings,
+        hub: FrameHub,
+        emit: Callable[[Event], None],
+        random: Callable[[], float],
+        counters: SharedCounters,
+        open_source: OpenReader = open_reader,
+    ) -> None:
+        self._source = source
+        self._settings = settings
+        self._hub = hub
+        self._emit = emit
+        self._random = random
+        self._open_source = open_source
+        self._backoff = Backoff(
+            BackoffPolicy(settings.reopen_base, settings.reopen_cap, STABLE_AFTER)
+        )
+        self._converter = I420Converter(settings.width, settings.height)
+        self._offline_painter = OfflinePainter(settings.width, settings.height)
+        self._offline_pixels: tuple[int, I420] | None = None
+        self._offline_pacer = Pacer(settings.frame_interval)
+        self._condition = threading.Condition()
+        self._stopping = False
+        self._demanded = False
+        self._announced = False
+        self._failing = False
+        self._counters = counters
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+
+    # --- control, from the event loop ------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def set_demand(self, demanded: bool) -> None:
+        with self._condition:
+            self._demanded = demanded
+            self._condition.notify_all()
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopping = True
+            self._condition.notify_all()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # --- the thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while self._wait_for_demand():
+                self._serve()
+                with self._counters.counting() as counters:
+                    counters.capturing = False
+        except Exception:
+            logger.exception("the camera capture thread stopped on an unexpected error")
+            self._fail("the capture thread stopped on an unexpected error")
+
+    def _serve(self) -> None:
+        """Keep the source open and read while there is demand."""
+        reader: FrameReader | None = None
+        try:
+            while self._wanted():
+                if reader is None:
+                    reader = self._open()
+                    if reader is None:
+                        if not self._offline_until_retry():
+                            return
+                        continue
+                reason = self._read_until_failure(reader)
+                if reason is None:
+                    return
+                reader.release()
+                reader = None
+                self._fail(reason)
+                if not self._offline_until_retry():
+                    return
+        finally:
+            if reader is not None:
+                reader.release()
+
+    def _open(self) -> FrameReader | None:
+        settings = self._settings
+        try:
+            reader = self._open_source(self._source, settings.width, settings.height, settings.fps)
+        except SourceUnavailable as error:
+            self._fail(str(error))
+            return None
+        except Exception as error:
+            self._fail(f"cannot open {self._source.description} ({type(error).__name__})")
+            return None
+        self._backoff.succeeded(time.monotonic())
+        with self._counters.counting() as counters:
+            counters.source_opens += 1
+            counters.online = counters.capturing = True
+        if not self._announced:
+            self._announced = True
+            self._failing = False
+            description = (
+                f"{self._source.description}, {settings.width}x{settings.height} "
+                f"at {settings.fps:g} fps"
+            )
+            logger.info("camera opened: %s", description)
+            self._announce(CameraOpened(description))
+        elif self._failing:
+            self._failing = False
+            logger.info("camera recovered: %s", self._source.description)
+            self._announce(CameraRecovered())
+        return reader
+
+    def _read_until_failure(self, reader: FrameReader) -> str | None:
+        """Read and publish until the source fails (the reason is returned) or
+        the demand ends (None)."""
+        pacer = Pacer(reader.read_interval) if reader.read_interval > 0 else None
+        decimator = Decimator(self._settings.frame_interval)
+        description = self._source.description
+        while True:
+            if pacer is not None:
+                if not self._sleep_until(pacer.due(time.monotonic())):
+                    return None
+                pacer.advance(time.monotonic())
+            elif not self._wanted():
+                return None
+            try:
+                if not reader.grab():
+                    return f"no picture from {description} (it ended, failed or stalled)"
+                now = time.monotonic()
+                with self._counters.counting() as counters:
+                    counters.frames_read += 1
+                if not decimator.accept(now):
+                    continue
+                image = reader.retrieve()
+                if image is None:
+                    return f"cannot decode a picture from {description}"
+                self._publish_live(image, now)
+            except Exception as error:
+                logger.debug("reading %s failed", description, exc_info=True)
+                return f"reading {description} failed ({type(error).__name__})"
+
+    def _publish_live(self, image: Image, captured_at: float) -> None:
+        self._hub.publish(self._converter.convert(image), captured_at, live=True)
+        with self._counters.counting() as counters:
+            counters.frames_captured += 1
+
+    def _offline_until_retry(self) -> bool:
+        """Serve the offline picture through one backoff delay. False when the
+        demand ended meanwhile."""
+        delay = self._backoff.next_delay(time.monotonic(), self._random)
+        with self._counters.counting() as counters:
+            counters.reopen_attempts += 1
+            counters.last_reopen_delay = delay
+        deadline = time.monotonic() + delay
+        while True:
+            now = time.monotonic()
+            due = self._offline_pacer.due(now)
+            if now >= due:
+                self._publish_offline(now)
+                self._offline_pacer.advance(now)
+                due = self._offline_pacer.due(now)
+            if now >= deadline:
+                return True
+            if not self._sleep_until(min(due, deadline)):
+                return False
+
+    def _publish_offline(self, now: float) -> None:
+        wall_clock = time.time()
+        key = OfflinePainter.key(wall_clock)
+        if self._offline_pixels is None or self._offline_pixels[0] != key:
+            pixels = self._converter.convert(self._offline_painter.paint(wall_clock))
+            self._offline_pixels = (key, pixels)
+        self._hub.publish(self._offline_pixels[1], now, live=False)
+        with self._counters.counting() as counters:
+            counters.offline_frames += 1
+
+    def _fail(self, reason: str) -> None:
+        with self._counters.counting() as counters:
+            counters.online = counters.capturing = False
+        if self._failing:
+            logger.debug("camera still offline: %s", reason)
+            return
+        self._failing = True
+        with self._counters.counting() as counters:
+            counters.failures += 1
+        logger.warning("camera offline: %s", reason)
+        self._announce(CameraFailed(reason))
+
+    def _announce(self, event: Event) -> None:
+        if not self._stopping:
+            self._emit(event)
+
+    # --- waiting ------------------------------------------------------------------------
+
+    def _wanted(self) -> bool:
+        with self._condition:
+            return self._demanded and not self._stopping
+
+    def _wait_for_demand(self) -> bool:
+        with self._condition:
+            while not self._stopping and not self._demanded:
+                self._condition.wait()
+            return not self._stopping
+
+    def _sleep_until(self, deadline: float) -> bool:
+        """Sleep until ``deadline`` (``time.monotonic()``); False, at once, when
+        the demand ends or the worker stops."""
+        with self._condition:
+            while self._demanded and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True
+                self._condition.wait(remaining)
+            return False

@@ -1,0 +1,149 @@
+"""Sharing the latest picture between the capture thread and every viewer.
+
+The capture thread :meth:`FrameHub.publish`-es each picture into a single
+slot: a newer picture replaces an older one, so a viewer slower than the camera
+always gets the newest picture and never a backlog. Publishing wakes the
+viewers' tracks on the event loop (one ``call_soon_threadsafe`` per batch of
+pictures, never per viewer). A :class:`ViewerTrack` is what aiortc sends to
+one viewer; its ``recv()`` only waits for the slot to change, it never touches
+the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from intercom_fsm.adapters.camera.frames import I420, VIDEO_CLOCK_RATE, Picture, video_frame
+
+
+class FrameHub:
+    """The latest picture, and the wake-up of everyone waiting for a newer one.
+
+    ``publish`` runs on the capture thread; everything else on the event loop.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self._lock = threading.Lock()
+        self._sequence = 0
+        self._latest: Picture | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_pending = False
+        self._news: asyncio.Event | None = None
+        self._origin = time.monotonic()
+        self.stale_after = 2.0 / fps
+        """A new viewer does not start with a picture older than this; it waits
+        for the next one instead (after a standby the slot holds an old one)."""
+        self.frames_delivered = 0
+        self.frames_dropped = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._loop = loop
+
+    # --- capture thread ---------------------------------------------------------
+
+    def publish(self, pixels: I420, captured_at: float, live: bool) -> None:
+        with self._lock:
+            self._sequence += 1
+            self._latest = Picture(self._sequence, captured_at, pixels, live)
+            loop = self._loop
+            if loop is None or self._wake_pending:
+                return
+            self._wake_pending = True
+        try:
+            loop.call_soon_threadsafe(self._wake_waiting)
+        except RuntimeError:  # the loop closed during shutdown: nobody is waiting
+            with self._lock:
+                self._wake_pending = False
+
+    # --- event loop ---------------------------------------------------------------
+
+    @property
+    def latest(self) -> Picture | None:
+        return self._latest
+
+    def pts(self, captured_at: float) -> int:
+        return round((captured_at - self._origin) * VIDEO_CLOCK_RATE)
+
+    def age(self, captured_at: float) -> float:
+        return time.monotonic() - captured_at
+
+    def age_of_pts(self, pts: int) -> float:
+        return self.age(self._origin + pts / VIDEO_CLOCK_RATE)
+
+    async def wait_for_news(self) -> None:
+        """Return after the next publish (or :meth:`wake`)."""
+        if self._news is None:
+            self._news = asyncio.Event()
+        await self._news.wait()
+
+    def wake(self) -> None:
+        """Wake every waiting track, e.g. so that a stopped one notices."""
+        news, self._news = self._news, None
+        if news is not None:
+            news.set()
+
+    def _wake_waiting(self) -> None:
+        with self._lock:
+            self._wake_pending = False
+        self.wake()
+
+
+class ViewerTrack(MediaStreamTrack):
+    """One viewer's video track, fed from the shared :class:`FrameHub`.
+
+    Every frame is a new :class:`av.VideoFrame` over the shared pixels, in
+    ``yuv420p`` on the 90 kHz clock, its pts taken from the capture time so
+    the receiver plays pictures at the pace they were taken; pts only grow.
+    ``stop()`` must be called on the event loop (aiortc does).
+    """
+
+    kind = "video"
+
+    def __init__(self, hub: FrameHub, on_stop: Callable[[ViewerTrack], None]) -> None:
+        super().__init__()
+        self._hub = hub
+        self._on_stop = on_stop
+        self._last_sequence: int | None = None
+        self._last_pts = -1
+
+    async def recv(self) -> av.VideoFrame:
+        picture = await self._next_picture()
+        pts = max(self._hub.pts(picture.captured_at), self._last_pts + 1)
+        self._last_pts = pts
+        return video_frame(picture, pts)
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            super().stop()
+            self._hub.wake()
+            self._on_stop(self)
+
+    def frame_age(self, frame: av.VideoFrame) -> float:
+        """Seconds since the picture in ``frame`` (one of this track's) was captured."""
+        return self._hub.age_of_pts(frame.pts or 0)
+
+    async def _next_picture(self) -> Picture:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            picture = self._hub.latest
+            if picture is not None and self._is_news(picture):
+                break
+            await self._hub.wait_for_news()
+        if self._last_sequence is not None:
+            self._hub.frames_dropped += picture.sequence - self._last_sequence - 1
+        self._hub.frames_delivered += 1
+        self._last_sequence = picture.sequence
+        return picture
+
+    def _is_news(self, picture: Picture) -> bool:
+        if self._last_sequence is None:
+            return self._hub.age(picture.captured_at) <= self._hub.stale_after
+        return picture.sequence > self._last_sequence
