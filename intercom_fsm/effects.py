@@ -18,6 +18,7 @@ import enum
 
 import attrs
 
+from intercom_fsm import events as ev
 from intercom_fsm.events import IceCandidate, PeerId, SessionId, StoredTokens
 
 
@@ -203,3 +204,16 @@ Effect = (
     | CancelTimer
 )
 """Every effect, as one union type."""
+
+
+def timer_event(effect: ScheduleTimer) -> ev.TimerEvent:
+    """The event a runtime delivers when ``effect``'s timer fires."""
+    match effect.timer:
+        case Timer.POLL:
+            return ev.PollDue(effect.generation)
+        case Timer.BACKOFF:
+            return ev.BackoffElapsed(effect.generation)
+        case Timer.ACCESS_TOKEN_EXPIRY:
+            return ev.AccessTokenExpiring(effect.generation)
+        case Timer.SESSION_SETUP:
+            return ev.SessionSetupExpired(effect.generation, effect.session or "", effect.peer or 0)

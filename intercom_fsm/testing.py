@@ -107,20 +107,6 @@ def timer_key(event: ev.Event) -> TimerKey | None:
             return None
 
 
-def timer_event(effect: fx.ScheduleTimer) -> ev.TimerEvent:
-    """The event a runtime delivers when ``effect``'s timer fires."""
-    match effect.timer:
-        case Timer.POLL:
-            return ev.PollDue(effect.generation)
-        case Timer.BACKOFF:
-            return ev.BackoffElapsed(effect.generation)
-        case Timer.ACCESS_TOKEN_EXPIRY:
-            return ev.AccessTokenExpiring(effect.generation)
-        case Timer.SESSION_SETUP:
-            assert effect.session is not None and effect.peer is not None
-            return ev.SessionSetupExpired(effect.generation, effect.session, effect.peer)
-
-
 GRANT = ev.TokenGrant(access_token="access", refresh_token="refresh", expires_in=3600)
 HAPPY_VIEWER = ev.DEFAULT_SESSION
 

@@ -167,6 +167,19 @@ def store_refreshed(ctx: Context, event: TokensRefreshed) -> None:
     _adopt(ctx, event.grant, ctx.tokens.device_code)
 
 
+def store_late_refresh(ctx: Context, event: TokensRefreshed) -> None:
+    # The server may already have rotated the refresh token: losing this
+    # answer would lose the grant. Stored, but no timer: the machine is done.
+    assert ctx.tokens is not None
+    ctx.tokens = StoredTokens(
+        access_token=event.grant.access_token,
+        refresh_token=event.grant.refresh_token,
+        expires_at=ctx.clock() + event.grant.expires_in,
+        device_code=ctx.tokens.device_code,
+    )
+    ctx.emit(StoreTokens(ctx.tokens))
+
+
 def discard_grant(ctx: Context, event: object) -> None:
     reason = "logout" if type(event).__name__ == "LogoutRequested" else "refresh rejected"
     ctx.tokens = None

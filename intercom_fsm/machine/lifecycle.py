@@ -168,9 +168,6 @@ class LifecycleMachine:
         ctx = self._ctx
         ctx.counters.events += 1
         name = type(event).__name__
-        if self.finished:
-            ctx.counters.ignored[f"{self.state}:{name}"] += 1
-            return []
         if not self._consume_timer(event):
             ctx.counters.stale_timers += 1
             return []

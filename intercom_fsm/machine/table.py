@@ -115,6 +115,8 @@ RULES: tuple[Rule, ...] = (
        when=act.REFRESH_FAILED, do=act.retry_refresh_later),
     on(GRANT_HELD, ev.TokensRefreshed, None, "access token refreshed",
        when=act.HAS_GRANT, do=act.store_refreshed),
+    on(S.STOPPED, ev.TokensRefreshed, None, "refresh answered after shutdown: stored",
+       when=act.HAS_GRANT, do=act.store_late_refresh),
     on(GRANT_HELD, ev.RefreshRejected, S.UNAUTHORIZED, "grant rejected: new device flow",
        when=act.HAS_GRANT, do=act.discard_grant),
     # --- signaling (protocol.md 2) ----------------------------------------------------

@@ -2,7 +2,8 @@
 
 On entry: every pending timer is cancelled; the online group's exit has
 already closed the peers, the camera and the socket. Tokens are kept on disk.
-Every later event is ignored.
+Every later event is ignored, except the answer to a refresh that was under
+way: the server may have rotated the refresh token already, so it is stored.
 """
 
 from __future__ import annotations

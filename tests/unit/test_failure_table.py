@@ -283,3 +283,14 @@ def test_the_failure_table_lists_every_fault_row() -> None:
     assert ("AccessDenied", "Backoff") in faults
     assert ("DeviceCodeExpired", "Unauthorized") in faults
     assert all(rule.resume for rule in FAILURE_TABLE if rule.leads_to == "Backoff")
+
+
+def test_a_refresh_answered_after_shutdown_is_still_stored() -> None:
+    driver = Driver().walk_to(State.STREAMING)
+    driver.send(ev.AccessTokenExpiring(driver.timer(Timer.ACCESS_TOKEN_EXPIRY)))
+    driver.send(ev.ShutdownRequested())
+    assert driver.machine.state is State.STOPPED
+    assert driver.ledger.all_released
+    driver.send(ev.TokensRefreshed(ev.TokenGrant("late-access", "late-refresh", 3600)))
+    assert [type(e) for e in driver.effects] == [fx.StoreTokens]
+    assert driver.ledger.all_released
