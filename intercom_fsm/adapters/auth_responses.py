@@ -82,7 +82,7 @@ class FieldProblem(ValueError):
 
 def _structure_text(value: Any, _type: Any) -> str:
     if not isinstance(value, str):
-        raise FieldProblem(f"is not a string (got {_json_type_name(value)})")
+        raise FieldProblem(f"is not a string (got {json_type_name(value)})")
     return value
 
 
@@ -97,7 +97,7 @@ def _structure_visible_text(value: Any, _type: Any) -> str:
 
 def _structure_seconds(value: Any, _type: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FieldProblem(f"is not a number of seconds (got {_json_type_name(value)})")
+        raise FieldProblem(f"is not a number of seconds (got {json_type_name(value)})")
     try:
         seconds = float(value)
     except OverflowError:
@@ -126,7 +126,7 @@ def is_visible_ascii(text: str) -> bool:
     return all(0x20 <= ord(char) <= 0x7E for char in text)
 
 
-def _json_type_name(value: Any) -> str:
+def json_type_name(value: Any) -> str:
     names: dict[type, str] = {
         bool: "a boolean",
         int: "a number",
@@ -329,7 +329,7 @@ def _json_object(answer: HttpAnswer, endpoint: str) -> dict[str, Any]:
         shown = media_type or "no content type"
         raise _Refusal(f"{where} with a body that is not JSON ({shown})") from None
     if not isinstance(document, dict):
-        raise _Refusal(f"{where} with JSON {_json_type_name(document)} instead of an object")
+        raise _Refusal(f"{where} with JSON {json_type_name(document)} instead of an object")
     return document
 
 

@@ -1,0 +1,593 @@
+"""The signaling adapter against real WebSocket servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from intercom_fsm.adapters.signaling import SignalingClient, SignalingSettings
+from intercom_fsm.events import (
+    DEFAULT_SESSION,
+    Event,
+    HangupReceived,
+    IceCandidate,
+    InvalidMessage,
+    OfferReceived,
+    RemoteIceCandidate,
+    SocketClosed,
+    SocketOpened,
+    SocketRejected,
+    UnknownMessage,
+)
+from tests.signaling.conftest import (
+    ACCESS_TOKEN,
+    DEVICE_CODE,
+    SECRETS,
+    TERMINAL_TYPES,
+    ClientFactory,
+    EventLog,
+    ScriptedSignalingServer,
+    SilentUpgradeServer,
+    eventually,
+)
+
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+CANDIDATE = "candidate:1 1 udp 2130706431 192.0.2.7 50000 typ host"
+
+
+def assert_no_secrets(events: list[Event]) -> None:
+    for event in events:
+        for secret in SECRETS:
+            assert secret not in repr(event)
+            assert secret not in getattr(event, "reason", "")
+
+
+async def open_and_accept(
+    client: SignalingClient, log: EventLog, server: ScriptedSignalingServer
+) -> web.WebSocketResponse:
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    await log.wait_for(SocketOpened)
+    return await server.next_socket()
+
+
+# --- Handshake ----------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_bearer_header_and_stream_path_reach_the_server(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url + "/")
+    await open_and_accept(client, log, signaling_server)
+    assert log.events == [SocketOpened()]
+    [handshake] = signaling_server.handshakes
+    assert handshake.path == f"/ws/live_stream/{DEVICE_CODE}/"
+    assert handshake.authorization == f"Bearer {ACCESS_TOKEN}"
+    assert client.connected
+    assert client.stats.connections_opened == 1
+
+
+@pytest.mark.asyncio
+async def test_logs_name_the_endpoint_but_not_the_device_code(
+    signaling_server: ScriptedSignalingServer,
+    make_client: ClientFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    await open_and_accept(client, log, signaling_server)
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("intercom_fsm")]
+    expected = f"signaling: connecting to {signaling_server.base_url}/ws/live_stream/[redacted]/"
+    assert expected in messages
+    # The autouse fixture then checks every record for the secrets.
+
+
+@pytest.mark.asyncio
+async def test_device_code_stays_one_path_segment(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    client.open("a/b?c#d", ACCESS_TOKEN)
+    await log.wait_for(SocketOpened)
+    assert signaling_server.handshakes[0].raw_path == "/ws/live_stream/a%2Fb%3Fc%23d/"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [401, 403])
+async def test_handshake_refused_for_the_token_is_rejected(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory, status: int
+) -> None:
+    signaling_server.refuse_with = status
+    client, log = make_client(signaling_server.base_url)
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    assert await log.assert_single_terminal() == SocketRejected(status)
+    assert log.events == [SocketRejected(status)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [404, 500, 200])
+async def test_other_handshake_refusals_are_transient(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory, status: int
+) -> None:
+    signaling_server.refuse_with = status
+    client, log = make_client(signaling_server.base_url)
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    end = await log.assert_single_terminal()
+    assert isinstance(end, SocketClosed)
+    assert f"HTTP {status}" in end.reason
+    assert_no_secrets(log.events)
+
+
+@pytest.mark.asyncio
+async def test_connection_refused_is_transient(make_client: ClientFactory) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client, log = make_client(f"ws://127.0.0.1:{port}")
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    end = await log.assert_single_terminal()
+    assert isinstance(end, SocketClosed)
+    assert end.code is None
+    assert "cannot connect" in end.reason
+    assert_no_secrets(log.events)
+
+
+@pytest.mark.asyncio
+async def test_a_handshake_that_never_comes_times_out(
+    never_upgrades: SilentUpgradeServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(never_upgrades.base_url, connect_timeout=0.3)
+    started = time.monotonic()
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    end = await log.assert_single_terminal(settle=0.0)
+    assert time.monotonic() - started < 0.3 + 1.0
+    assert isinstance(end, SocketClosed)
+    assert "within 0.3 s" in end.reason
+
+
+@pytest.mark.asyncio
+async def test_insecure_ws_to_a_remote_host_is_refused_without_connecting(
+    http_session: aiohttp.ClientSession,
+) -> None:
+    attempts: list[str] = []
+
+    async def on_request_start(*_args: object) -> None:
+        attempts.append("request")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    log = EventLog()
+    async with aiohttp.ClientSession(trace_configs=[trace]) as traced:
+        client = SignalingClient(traced, SignalingSettings("ws://192.0.2.10:8000"), log)
+        client.open(DEVICE_CODE, ACCESS_TOKEN)
+        end = await log.assert_single_terminal(settle=0.05)
+        await client.close("test over")
+    assert isinstance(end, SocketClosed)
+    assert "unencrypted" in end.reason
+    assert "ALLOW_INSECURE_TRANSPORT" in end.reason
+    assert attempts == []
+
+
+@pytest.mark.asyncio
+async def test_insecure_ws_is_tried_when_explicitly_allowed(make_client: ClientFactory) -> None:
+    # 192.0.2.0/24 is TEST-NET-1: the attempt fails (or times out) but is made.
+    client, log = make_client(
+        "ws://192.0.2.10:9", allow_insecure_transport=True, connect_timeout=0.3
+    )
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    end = await log.assert_single_terminal(settle=0.0)
+    assert isinstance(end, SocketClosed)
+    assert "unencrypted" not in end.reason
+
+
+@pytest.mark.asyncio
+async def test_a_token_unfit_for_a_header_is_not_sent(make_client: ClientFactory) -> None:
+    client, log = make_client("ws://127.0.0.1:9")
+    client.open(DEVICE_CODE, "token\r\nX-Injected: 1")
+    end = await log.assert_single_terminal(settle=0.0)
+    assert isinstance(end, SocketClosed)
+    assert "not printable ASCII" in end.reason
+
+
+@pytest_asyncio.fixture
+async def self_signed_wss_url(tmp_path: Path) -> AsyncIterator[str]:
+    pytest.importorskip("cryptography")
+    from tests.auth.conftest import _write_self_signed_certificate
+
+    cert_path, key_path = _write_self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    server = ScriptedSignalingServer()
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", server.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    try:
+        yield f"wss://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_tls_certificates_are_verified(
+    self_signed_wss_url: str, make_client: ClientFactory
+) -> None:
+    client, log = make_client(self_signed_wss_url)
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    end = await log.assert_single_terminal()
+    assert isinstance(end, SocketClosed)
+    assert "TLS failure" in end.reason
+    assert_no_secrets(log.events)
+
+
+# --- Frames -------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_frames_become_events_in_order(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    server_socket = await open_and_accept(client, log, signaling_server)
+    candidate = {"candidate": CANDIDATE, "sdpMid": "0", "sdpMLineIndex": 0}
+    await server_socket.send_str(json.dumps({"type": "offer", "sdp": SDP, "session": "v1"}))
+    await server_socket.send_str(json.dumps({"type": "ice", "candidate": candidate}))
+    await server_socket.send_str("{broken")
+    await server_socket.send_bytes(b"\x00\x01")
+    await server_socket.send_str(json.dumps({"type": "presence", "online": True}))
+    await server_socket.send_str(json.dumps({"type": "ice", "candidate": None, "session": "v1"}))
+    await server_socket.send_str(json.dumps({"type": "hangup", "session": "v1"}))
+    events = await log.wait_count(8)
+    assert events[0] == SocketOpened()
+    assert events[1] == OfferReceived("v1", SDP)
+    assert events[2] == RemoteIceCandidate(DEFAULT_SESSION, IceCandidate(CANDIDATE, "0", 0))
+    assert isinstance(events[3], InvalidMessage) and "not valid JSON" in events[3].problem
+    assert isinstance(events[4], InvalidMessage) and "binary frame" in events[4].problem
+    assert events[5] == UnknownMessage("presence")
+    assert events[6] == RemoteIceCandidate("v1", None)
+    assert events[7] == HangupReceived("v1")
+    assert log.terminals() == []
+    stats = client.stats
+    assert (stats.frames_received, stats.invalid_frames, stats.unknown_frames) == (7, 2, 1)
+    assert stats.bytes_received > len(SDP)
+
+
+@pytest.mark.asyncio
+async def test_an_oversized_sdp_is_dropped_and_the_socket_stays_up(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url, max_sdp_bytes=100)
+    server_socket = await open_and_accept(client, log, signaling_server)
+    await server_socket.send_str(json.dumps({"type": "offer", "sdp": SDP + "a=x\r\n" * 30}))
+    await server_socket.send_str(json.dumps({"type": "hangup"}))
+    events = await log.wait_count(3)
+    assert isinstance(events[1], InvalidMessage)
+    assert "larger than 100 bytes" in events[1].problem
+    assert events[2] == HangupReceived(DEFAULT_SESSION)
+    assert client.connected
+
+
+@pytest.mark.asyncio
+async def test_a_frame_over_the_size_limit_closes_the_socket(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url, max_message_bytes=1024)
+    server_socket = await open_and_accept(client, log, signaling_server)
+    await server_socket.send_str(json.dumps({"type": "hangup", "session": "ok"}))
+    await server_socket.send_str(json.dumps({"type": "offer", "sdp": SDP + "a" * 2000}))
+    end = await log.assert_single_terminal()
+    assert log.events[:2] == [SocketOpened(), HangupReceived("ok")]
+    assert isinstance(end, SocketClosed)
+    assert end.code == 1009
+    assert "larger than the 1024 bytes limit" in end.reason
+    assert not client.connected
+
+
+# --- Sending ------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_answer_and_ice_are_sent_with_the_session_echoed_or_omitted(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    await open_and_accept(client, log, signaling_server)
+    await client.send_answer(DEFAULT_SESSION, SDP)
+    await client.send_answer("v1", SDP)
+    await client.send_ice("v1", IceCandidate(CANDIDATE, "0", 0))
+    await client.send_ice(DEFAULT_SESSION, None)
+    received = [json.loads(await signaling_server.next_frame()) for _ in range(4)]
+    assert received == [
+        {"type": "answer", "sdp": SDP},
+        {"type": "answer", "sdp": SDP, "session": "v1"},
+        {
+            "type": "ice",
+            "candidate": {"candidate": CANDIDATE, "sdpMid": "0", "sdpMLineIndex": 0},
+            "session": "v1",
+        },
+        {"type": "ice", "candidate": None},
+    ]
+    assert client.stats.frames_sent == 4
+
+
+@pytest.mark.asyncio
+async def test_sending_without_a_connection_is_dropped_quietly(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    await client.send_answer(DEFAULT_SESSION, SDP)  # never opened
+    server_socket = await open_and_accept(client, log, signaling_server)
+    await server_socket.close(code=1011)
+    await log.wait_for(SocketClosed)
+    await client.send_ice("v", None)  # closed by the server
+    await client.close("done")
+    await client.send_answer("v", SDP)  # closed by us
+    assert client.stats.sends_dropped == 3
+    assert client.stats.frames_sent == 0
+
+
+# --- Ends ---------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("code", [4401, 4403])
+async def test_close_codes_for_the_token_are_rejected(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory, code: int
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    server_socket = await open_and_accept(client, log, signaling_server)
+    await server_socket.close(code=code, message=b"token expired")
+    assert await log.assert_single_terminal() == SocketRejected(code)
+    assert log.events == [SocketOpened(), SocketRejected(code)]
+
+
+@pytest.mark.asyncio
+async def test_a_server_close_is_transient_and_its_reason_is_redacted(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    server_socket = await open_and_accept(client, log, signaling_server)
+    await server_socket.close(code=1011, message=f"bad {ACCESS_TOKEN}".encode())
+    end = await log.assert_single_terminal()
+    assert isinstance(end, SocketClosed)
+    assert end.code == 1011
+    assert "closed by the server with code 1011" in end.reason
+    assert "[redacted]" in end.reason
+    assert_no_secrets(log.events)
+
+
+@pytest.mark.asyncio
+async def test_a_dropped_tcp_connection_is_transient(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    server_socket = await open_and_accept(client, log, signaling_server)
+    transport = server_socket._writer.transport if server_socket._writer else None
+    assert transport is not None
+    transport.abort()
+    end = await log.assert_single_terminal()
+    assert isinstance(end, SocketClosed)
+    assert end.code == 1006
+
+
+@pytest.mark.asyncio
+async def test_a_silent_server_is_found_dead_by_the_heartbeat(
+    dead_after_upgrade: SilentUpgradeServer, make_client: ClientFactory
+) -> None:
+    heartbeat = 0.2
+    client, log = make_client(dead_after_upgrade.base_url, heartbeat=heartbeat)
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    await log.wait_for(SocketOpened)
+    opened = time.monotonic()
+    end = await log.wait_for(TERMINAL_TYPES, within=3 * heartbeat + 1.0)
+    assert time.monotonic() - opened <= 3 * heartbeat
+    assert isinstance(end, SocketClosed)
+    assert end.code == 1006
+    assert "no pong" in end.reason
+    await log.assert_single_terminal(settle=0.0)
+
+
+@pytest.mark.asyncio
+async def test_a_healthy_connection_survives_many_heartbeats(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url, heartbeat=0.05)
+    await open_and_accept(client, log, signaling_server)
+    await asyncio.sleep(0.5)
+    assert log.events == [SocketOpened()]
+    assert client.connected
+
+
+@pytest.mark.asyncio
+async def test_the_session_total_timeout_does_not_end_the_socket(
+    signaling_server: ScriptedSignalingServer,
+) -> None:
+    # The daemon shares one ClientSession, whose total timeout is meant for
+    # HTTP requests, not for a socket that stays open for months.
+    log = EventLog()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.2)) as session:
+        client = SignalingClient(session, SignalingSettings(signaling_server.base_url), log)
+        await open_and_accept(client, log, signaling_server)
+        await asyncio.sleep(0.5)
+        assert client.connected
+        assert log.events == [SocketOpened()]
+        await client.close("test over")
+
+
+# --- close() and open() while open --------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_close_is_idempotent_and_nothing_is_emitted_after_it(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    server_socket = await open_and_accept(client, log, signaling_server)
+    await client.close("shutdown")
+    await client.close("shutdown again")
+    assert not client.connected
+    assert signaling_tasks() == []
+    # The server saw a normal close, and nothing it does now reaches the machine.
+    await _closed(server_socket)
+    assert server_socket.close_code == 1000
+    await asyncio.sleep(0.1)
+    assert log.events == [SocketOpened()]
+
+
+@pytest.mark.asyncio
+async def test_close_while_connecting_returns_at_once_and_emits_nothing(
+    never_upgrades: SilentUpgradeServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(never_upgrades.base_url, connect_timeout=5.0)
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    await eventually(lambda: never_upgrades.connections > 0)
+    started = time.monotonic()
+    await client.close("shutdown")
+    assert time.monotonic() - started < 0.5
+    await asyncio.sleep(0.1)
+    assert log.events == []
+
+
+@pytest.mark.asyncio
+async def test_close_against_a_dead_server_is_bounded(
+    dead_after_upgrade: SilentUpgradeServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(dead_after_upgrade.base_url, heartbeat=30.0)
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    await log.wait_for(SocketOpened)
+    started = time.monotonic()
+    await client.close("shutdown")
+    assert time.monotonic() - started < 3.0
+    assert log.events == [SocketOpened()]
+
+
+@pytest.mark.asyncio
+async def test_a_new_open_closes_the_old_connection_first(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    first = await open_and_accept(client, log, signaling_server)
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    second = await signaling_server.next_socket()
+    await _closed(first)
+    assert signaling_server.history[:3] == ["handshake 1", "closed 1 with 1000", "handshake 2"]
+    await log.wait_count(2)
+    # The old socket's end is not reported; the new one works.
+    await second.send_str(json.dumps({"type": "hangup"}))
+    await log.wait_for(HangupReceived)
+    assert log.events == [SocketOpened(), SocketOpened(), HangupReceived(DEFAULT_SESSION)]
+    await second.close(code=1011)
+    end = await log.assert_single_terminal()
+    assert isinstance(end, SocketClosed) and end.code == 1011
+
+
+@pytest.mark.asyncio
+async def test_a_replaced_connection_is_silent_even_with_frames_buffered(
+    signaling_server: ScriptedSignalingServer, http_session: aiohttp.ClientSession
+) -> None:
+    log = EventLog()
+
+    def reopen_on_first_hangup(event: Event) -> None:
+        log(event)
+        if isinstance(event, HangupReceived) and event.session == "first":
+            client.open(DEVICE_CODE, ACCESS_TOKEN)
+
+    settings = SignalingSettings(signaling_server.base_url)
+    client = SignalingClient(http_session, settings, reopen_on_first_hangup)
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    old = await signaling_server.next_socket()
+    # One write, so both frames are read from the same buffer: the old
+    # connection's reader would parse the second without waiting.
+    frames = [json.dumps({"type": "hangup", "session": name}) for name in ("first", "second")]
+    old._writer.transport.write(b"".join(_server_text_frame(f) for f in frames))  # type: ignore[union-attr]
+    await signaling_server.next_socket()
+    await log.wait_count(3)
+    await asyncio.sleep(0.1)
+    assert log.events == [SocketOpened(), HangupReceived("first"), SocketOpened()]
+    await client.close("test over")
+
+
+@pytest.mark.asyncio
+async def test_close_right_after_a_reopen_still_closes_the_first_socket(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    first = await open_and_accept(client, log, signaling_server)
+    client.open(DEVICE_CODE, ACCESS_TOKEN)  # its task never gets to run
+    await client.close("shutdown")
+    await _closed(first)
+    assert signaling_tasks() == []
+    await asyncio.sleep(0.1)
+    assert log.events == [SocketOpened()]
+    assert len(signaling_server.handshakes) == 1
+
+
+@pytest.mark.asyncio
+async def test_each_open_ends_with_exactly_one_terminal_event(
+    signaling_server: ScriptedSignalingServer, make_client: ClientFactory
+) -> None:
+    client, log = make_client(signaling_server.base_url)
+    for round_number in range(1, 4):
+        server_socket = await open_and_accept(client, log, signaling_server)
+        await server_socket.close(code=1001)
+        await log.wait_count(2 * round_number)
+    await asyncio.sleep(0.2)
+    kinds = [type(event) for event in log.events]
+    assert kinds == [SocketOpened, SocketClosed] * 3
+
+
+@pytest.mark.asyncio
+async def test_a_failing_event_handler_does_not_stop_the_socket(
+    signaling_server: ScriptedSignalingServer, http_session: aiohttp.ClientSession
+) -> None:
+    seen: list[Event] = []
+
+    def handler(event: Event) -> None:
+        seen.append(event)
+        if isinstance(event, InvalidMessage):
+            raise RuntimeError("handler bug")
+
+    client = SignalingClient(http_session, SignalingSettings(signaling_server.base_url), handler)
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    server_socket = await signaling_server.next_socket()
+    await server_socket.send_str("{bad")
+    await server_socket.send_str(json.dumps({"type": "hangup"}))
+    await eventually(lambda: len(seen) == 3)
+    assert isinstance(seen[2], HangupReceived)
+    await client.close("test over")
+
+
+def test_settings_are_validated() -> None:
+    assert SignalingSettings("wss://example.com/").ws_base_url == "wss://example.com"
+    for bad in ({"heartbeat": 0}, {"connect_timeout": -1}, {"max_message_bytes": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SignalingSettings("wss://example.com", **bad)  # type: ignore[arg-type]
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _server_text_frame(text: str) -> bytes:
+    """An unmasked, unfragmented text frame as a server sends it (RFC 6455 5.2)."""
+    payload = text.encode()
+    assert len(payload) < 126
+    return bytes([0x81, len(payload)]) + payload
+
+
+def signaling_tasks() -> list[asyncio.Task[object]]:
+    return [task for task in asyncio.all_tasks() if task.get_name().startswith("signaling-")]
+
+
+async def _closed(server_socket: web.WebSocketResponse) -> None:
+    await eventually(lambda: server_socket.closed)
