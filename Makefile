@@ -23,9 +23,10 @@ browser:
 	    echo "chromium is missing: install Debian's 'chromium' package for the browser tests" >&2; \
 	  fi; }
 
-# Until the daemon lands, the main job exports the lifecycle diagrams.
+# The sandbox backend and the daemon streaming a test pattern; open the printed
+# viewer page, sign in, approve the code. ARGS="--auto-approve --duration 60" for scripts.
 demo: $(STAMP)
-	$(BIN)/intercom-fsm diagram
+	$(BIN)/intercom-fsm demo $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check intercom_fsm tests bench

@@ -7,12 +7,20 @@ need them, so that ``--help`` and ``diagram`` start quickly.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from intercom_fsm._version import __version__
+
+if TYPE_CHECKING:
+    from intercom_fsm.config import Config
+    from intercom_fsm.redact import RedactingFilter
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -45,6 +53,32 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     diagram.set_defaults(handler=_diagram)
 
+    run = commands.add_parser("run", help="run the daemon: sign in, connect, stream")
+    run.set_defaults(handler=_run)
+    login = commands.add_parser(
+        "login", help="run the device flow only; exit once tokens are stored"
+    )
+    login.set_defaults(handler=_login)
+    logout = commands.add_parser("logout", help="forget the stored tokens")
+    logout.set_defaults(handler=_logout)
+    status = commands.add_parser(
+        "status", help="show authorization, token expiry and the configured endpoints"
+    )
+    status.set_defaults(handler=_status)
+    for command in (run, login, logout, status):
+        command.add_argument("--log-format", choices=("text", "json"), help="overrides LOG_FORMAT")
+
+    demo = commands.add_parser(
+        "demo", help="start the sandbox backend and the daemon streaming a test pattern"
+    )
+    demo.add_argument("--port", type=int, default=8000, help="sandbox port (default 8000)")
+    demo.add_argument(
+        "--auto-approve", action="store_true", help="approve the device without the page"
+    )
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--log-format", choices=("text", "json"), default="text")
+    demo.set_defaults(handler=_demo)
+
     sandbox = commands.add_parser(
         "sandbox",
         help="run the bundled sandbox backend (needs the 'sandbox' extra)",
@@ -72,6 +106,99 @@ def _diagram(args: argparse.Namespace, _rest: Sequence[str]) -> int:
     if not diagram.graphviz_available():
         print("(no SVG: Graphviz's 'dot' or the 'graphviz' package is missing)", file=sys.stderr)
     return EXIT_OK
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    """The configuration from the environment; exits 2 naming the variable
+    when a value is wrong."""
+    from intercom_fsm.config import ConfigError, load_config
+
+    environ = dict(os.environ)
+    if getattr(args, "log_format", None):
+        environ["LOG_FORMAT"] = args.log_format
+    try:
+        return load_config(environ, validate_video_source=_video_source_validator())
+    except ConfigError as error:
+        print(f"intercom-fsm: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _video_source_validator() -> Callable[[str], object] | None:
+    try:
+        from intercom_fsm.adapters.camera import parse_video_source
+    except ImportError:
+        return None
+    return parse_video_source
+
+
+def _start_logging(config: Config) -> RedactingFilter:
+    from intercom_fsm.config import LogFormat
+    from intercom_fsm.daemon.logs import configure
+
+    return configure(config.logging.level, config.logging.format is LogFormat.JSON)
+
+
+def _run(args: argparse.Namespace, _rest: Sequence[str]) -> int:
+    from intercom_fsm.daemon.app import run_daemon
+
+    config = _load_config(args)
+    secrets = _start_logging(config)
+    return asyncio.run(run_daemon(config, secrets))
+
+
+def _login(args: argparse.Namespace, _rest: Sequence[str]) -> int:
+    from intercom_fsm.daemon.app import login_only
+
+    config = _load_config(args)
+    secrets = _start_logging(config)
+    return asyncio.run(login_only(config, secrets))
+
+
+def _logout(args: argparse.Namespace, _rest: Sequence[str]) -> int:
+    from intercom_fsm.adapters.token_store import TokenStore
+
+    config = _load_config(args)
+    removed = TokenStore(config.token_file).clear()
+    print(f"tokens {'removed from' if removed else 'were not stored in'} {config.token_file}")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace, _rest: Sequence[str]) -> int:
+    from intercom_fsm.adapters.token_store import TokenStore
+    from intercom_fsm.redact import fingerprint
+
+    config = _load_config(args)
+    loaded = TokenStore(config.token_file).load()
+    print(f"HTTP API:        {config.endpoints.http_base_url}")
+    print(f"WebSocket API:   {config.endpoints.websocket_base_url}")
+    print(f"client id:       {config.oauth.client_id}")
+    print(f"token file:      {config.token_file}")
+    if loaded.problem:
+        print(f"authorized:      no ({loaded.problem})")
+        return EXIT_FAILURE
+    if loaded.tokens is None:
+        print("authorized:      no (run 'intercom-fsm login' or 'intercom-fsm run')")
+        return EXIT_FAILURE
+    remaining = loaded.tokens.expires_at - time.time()
+    expiry = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(loaded.tokens.expires_at))
+    state = f"in {remaining / 60:.0f} min" if remaining > 0 else "expired: refreshed on start"
+    print(f"authorized:      yes (stream {fingerprint(loaded.tokens.device_code)})")
+    print(f"access token:    expires {expiry} ({state})")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, _rest: Sequence[str]) -> int:
+    try:
+        from intercom_fsm.daemon.demo import run_demo
+    except ImportError as error:
+        print(f"the demo needs the 'sandbox' extra: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_demo(
+        port=args.port,
+        auto_approve=args.auto_approve,
+        duration=args.duration,
+        log_format=args.log_format,
+    )
 
 
 def _sandbox(_args: argparse.Namespace, rest: Sequence[str]) -> int:

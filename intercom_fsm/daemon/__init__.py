@@ -1,0 +1,2 @@
+"""The daemon: the runtime that drives the machine, and its wiring to the
+real adapters."""

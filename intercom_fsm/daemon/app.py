@@ -1,0 +1,208 @@
+"""The daemon's wiring: configuration in, real adapters around the machine.
+
+``run_daemon`` is what ``intercom-fsm run`` runs; ``login_only`` stops as soon
+as a grant is stored (``intercom-fsm login``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+import aiohttp
+
+from intercom_fsm import events as ev
+from intercom_fsm.adapters.auth import AuthClient, AuthSettings
+from intercom_fsm.adapters.token_store import TokenStore
+from intercom_fsm.adapters.user_prompt import show_user_code
+from intercom_fsm.config import Config
+from intercom_fsm.daemon.inbox import Inbox
+from intercom_fsm.daemon.runtime import Adapters, Runtime
+from intercom_fsm.effects import ShowUserCode
+from intercom_fsm.events import IceCandidate, PeerId, SessionId
+from intercom_fsm.machine import BackoffPolicy, LifecycleMachine, MachineSettings
+from intercom_fsm.redact import RedactingFilter
+from intercom_fsm.states import State
+
+logger = logging.getLogger(__name__)
+
+
+def machine_settings(config: Config) -> MachineSettings:
+    return MachineSettings(
+        backoff=BackoffPolicy(base=config.backoff.base_seconds, cap=config.backoff.cap_seconds),
+        max_viewers=config.webrtc.max_viewers,
+    )
+
+
+def apply_bitrate(bitrate: int | None) -> None:
+    """aiortc has no bitrate API: its encoders start from module constants and
+    then follow the receiver's estimate, within the module's bounds."""
+    if bitrate is None:
+        return
+    from aiortc.codecs import h264, vpx
+
+    for codec in (vpx, h264):
+        setattr(codec, "DEFAULT_BITRATE", bitrate)  # noqa: B010
+        setattr(codec, "MIN_BITRATE", min(getattr(codec, "MIN_BITRATE"), bitrate))  # noqa: B009, B010
+        setattr(codec, "MAX_BITRATE", max(getattr(codec, "MAX_BITRATE"), bitrate))  # noqa: B009, B010
+
+
+def _prompt(effect: ShowUserCode) -> None:
+    show_user_code(effect, sys.stderr, interactive=sys.stderr.isatty())
+
+
+async def load_tokens(store: TokenStore) -> ev.StoredTokens | None:
+    loaded = await asyncio.to_thread(store.load)
+    if loaded.tightened:
+        logger.warning("token file permissions were too open; tightened to 0600")
+    if loaded.problem:
+        logger.error("stored tokens not usable, starting a new device flow: %s", loaded.problem)
+    return loaded.tokens
+
+
+def _install_signal_handlers(inbox: Inbox) -> Callable[[], None]:
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(
+            number, inbox.post, ev.ShutdownRequested(f"{signal.Signals(number).name} received")
+        )
+
+    def remove() -> None:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(number)
+
+    return remove
+
+
+async def run_daemon(
+    config: Config, secrets: RedactingFilter, *, stop_after: float | None = None
+) -> int:
+    """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); 0 on a clean stop."""
+    from intercom_fsm.adapters.camera import Camera, CameraSettings
+    from intercom_fsm.adapters.peer import PeerConnections, PeerSettings
+    from intercom_fsm.adapters.signaling import SignalingClient, SignalingSettings
+
+    apply_bitrate(config.video.bitrate)
+    secrets.add(config.oauth.client_secret)
+    inbox = Inbox()
+    store = TokenStore(config.token_file)
+    async with aiohttp.ClientSession() as session:
+        camera = Camera(
+            CameraSettings(
+                source=config.video.source,
+                width=config.video.width,
+                height=config.video.height,
+                fps=config.video.fps,
+            ),
+            inbox.post,
+        )
+        adapters = Adapters(
+            auth=AuthClient(session, AuthSettings.from_config(config)),
+            tokens=store,
+            signaling=SignalingClient(
+                session,
+                SignalingSettings(
+                    ws_base_url=config.endpoints.websocket_base_url,
+                    allow_insecure_transport=config.endpoints.allow_insecure_transport,
+                ),
+                inbox.post,
+            ),
+            peers=PeerConnections(
+                PeerSettings(config.webrtc.ice_servers, config.video.codec.value),
+                camera,
+                inbox.post,
+            ),
+            camera=camera,
+            prompt=_prompt,
+        )
+        machine = LifecycleMachine(settings=machine_settings(config))
+        runtime = Runtime(machine, inbox, adapters, secrets=secrets)
+        remove_handlers = _install_signal_handlers(inbox)
+        if stop_after is not None:
+            asyncio.get_running_loop().call_later(
+                stop_after, inbox.post, ev.ShutdownRequested(f"ran for {stop_after:g} s")
+            )
+        try:
+            await runtime.run(ev.Started(await load_tokens(store)))
+        finally:
+            remove_handlers()
+    return 0
+
+
+class _NoSignaling:
+    """Login needs no socket: the machine's request to open one is where
+    login ends."""
+
+    def open(self, device_code: str, access_token: str) -> None:
+        return None
+
+    async def close(self, reason: str) -> None:
+        return None
+
+    async def send_answer(self, session: SessionId, sdp: str) -> None:
+        return None
+
+    async def send_ice(self, session: SessionId, candidate: IceCandidate | None) -> None:
+        return None
+
+
+class _NoMedia:
+    async def create(self, session: SessionId, peer: PeerId, offer_sdp: str) -> None:
+        return None
+
+    async def add_candidate(
+        self, session: SessionId, peer: PeerId, candidate: IceCandidate | None
+    ) -> None:
+        return None
+
+    async def close(self, peer: PeerId) -> None:
+        return None
+
+    async def close_all(self) -> None:
+        return None
+
+
+class _NoCamera:
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def login_only(config: Config, secrets: RedactingFilter) -> int:
+    """Run the device flow (or a refresh) until a usable grant is stored."""
+    secrets.add(config.oauth.client_secret)
+    inbox = Inbox()
+    store = TokenStore(config.token_file)
+    async with aiohttp.ClientSession() as session:
+        adapters = Adapters(
+            auth=AuthClient(session, AuthSettings.from_config(config)),
+            tokens=store,
+            signaling=_NoSignaling(),
+            peers=_NoMedia(),
+            camera=_NoCamera(),
+            prompt=_prompt,
+        )
+        machine = LifecycleMachine(settings=machine_settings(config))
+        runtime = Runtime(
+            machine,
+            inbox,
+            adapters,
+            secrets=secrets,
+            stop_when=lambda m: m.state is State.CONNECTING,
+        )
+        remove_handlers = _install_signal_handlers(inbox)
+        try:
+            await runtime.run(ev.Started(await load_tokens(store)))
+        finally:
+            remove_handlers()
+        authorized = machine.context.tokens is not None and runtime.store_failures == 0
+    if authorized:
+        print(f"authorized: tokens stored in {config.token_file}", file=sys.stderr)
+        return 0
+    print("not authorized", file=sys.stderr)
+    return 1
