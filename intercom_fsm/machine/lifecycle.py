@@ -56,7 +56,7 @@ from intercom_fsm.events import (
 )
 from intercom_fsm.machine.backoff import Backoff
 from intercom_fsm.machine.context import Clock, Context, Counters, MachineSettings, Random
-from intercom_fsm.machine.rows import ALWAYS, Row, internal_only, to_transitions
+from intercom_fsm.machine.rows import ALWAYS, Row, index_rows, select_row, to_transitions
 from intercom_fsm.machine.session import SessionState, Viewers, ViewerSession
 from intercom_fsm.machine.table import LIFECYCLE_TABLE
 from intercom_fsm.states import ONLINE_STATES, SESSION_STATES, STATE_SPECS, State, StateSpec
@@ -127,12 +127,7 @@ class LifecycleMachine:
             ignore_invalid_triggers=True,
             send_event=True,
         )
-        # Which triggers each state has rows for: an event with none is
-        # ignored without asking the library (which would log a warning).
-        self._triggers: dict[str, frozenset[str]] = {
-            state.value: frozenset(self._machine.get_triggers(state.value)) for state in State
-        }
-        self._internal = internal_only(LIFECYCLE_TABLE)
+        self._rows = index_rows(LIFECYCLE_TABLE)
         self._events = self._machine.events
 
     # --- the interface --------------------------------------------------------------
@@ -176,16 +171,7 @@ class LifecycleMachine:
         if isinstance(event, SESSION_EVENT_TYPES) and self.state in SESSION_STATES:
             routed = ctx.viewers.route(event)
         source = self._model.state
-        internal = self._internal.get((source, name))
-        if internal is not None:
-            taken = True
-            self._records.append(TransitionRecord(source, source, name, internal.reason))
-            for action in internal.actions:
-                action(ctx, event)
-        else:
-            taken = name in self._triggers[source] and self._events[name].trigger(
-                self._model, event=event
-            )
+        taken = self._take(source, name, event)
         if not taken or routed is False:
             ctx.counters.ignored[f"{source}:{name}"] += 1
         self._follow_eventless_rows()
@@ -206,11 +192,20 @@ class LifecycleMachine:
             return ctx.consume_timer(Timer.SESSION_SETUP, event.generation, event.peer)
         return True
 
+    def _take(self, source: str, name: str, event: Event | None) -> bool:
+        row = select_row(self._rows, source, name, self._ctx, event)
+        if row is None:
+            return False
+        if row.dest is None:
+            self._records.append(TransitionRecord(source, source, name, row.reason))
+            for action in row.actions:
+                action(self._ctx, event)
+            return True
+        return bool(self._events[name].trigger(self._model, event=event))
+
     def _follow_eventless_rows(self) -> None:
         for _ in range(_MAX_EVENTLESS_STEPS):
-            if ALWAYS not in self._triggers[self._model.state]:
-                return
-            if not self._events[ALWAYS].trigger(self._model):
+            if not self._take(self._model.state, ALWAYS, None):
                 return
 
     def _library_state(self, spec: StateSpec) -> LibraryState:

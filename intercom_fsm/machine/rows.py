@@ -104,19 +104,29 @@ def labelled(rows: Iterable[Row[Target]]) -> list[dict[str, Any]]:
     ]
 
 
-def internal_only(rows: Iterable[Row[Target]]) -> dict[tuple[str, str], Row[Target]]:
-    """(state, trigger) pairs whose only row is internal and unguarded.
+RowIndex = dict[tuple[str, str], tuple[Row[Target], ...]]
 
-    Their outcome is known from the table alone (run the actions, stay, no
-    exit or entry), so the machines take them without the library's dispatch,
-    which costs more than the actions themselves for these frequent events
-    (ICE candidates, camera status)."""
-    by_key: dict[tuple[str, str], list[Row[Target]]] = {}
+
+def index_rows(rows: Iterable[Row[Target]]) -> RowIndex[Target]:
+    """The rows for each (state, trigger), in table order."""
+    index: dict[tuple[str, str], list[Row[Target]]] = {}
     for row in rows:
         for source in row.sources:
-            by_key.setdefault((source, row.trigger), []).append(row)
-    return {
-        key: matching[0]
-        for key, matching in by_key.items()
-        if len(matching) == 1 and matching[0].dest is None and matching[0].guard is None
-    }
+            index.setdefault((source, row.trigger), []).append(row)
+    return {key: tuple(rows) for key, rows in index.items()}
+
+
+def select_row(
+    index: RowIndex[Target], state: str, trigger: str, subject: Target, event: object
+) -> Row[Target] | None:
+    """The row the library would take: the first whose guard holds.
+
+    The machines take internal rows themselves (run the actions, stay: no exit
+    or entry) and hand state changes to the library. For the frequent events,
+    ICE candidates, answers, offers while streaming, the library's dispatch
+    costs more than the work itself. Guards are pure, so asking twice is safe.
+    """
+    for row in index.get((state, trigger), ()):
+        if row.guard is None or row.guard.test(subject, event):
+            return row
+    return None

@@ -48,7 +48,7 @@ from intercom_fsm.events import (
     SessionSetupExpired,
 )
 from intercom_fsm.machine.context import Context
-from intercom_fsm.machine.rows import Row, internal_only, to_transitions, trigger_name
+from intercom_fsm.machine.rows import Row, index_rows, select_row, to_transitions, trigger_name
 
 
 class SessionState(enum.StrEnum):
@@ -204,11 +204,7 @@ class Viewers:
             send_event=True,
         )
 
-        self._internal = internal_only(SESSION_TABLE)
-        self._triggers = {
-            state.value: frozenset(self._machine.get_triggers(state.value))
-            for state in SessionState
-        }
+        self._rows = index_rows(SESSION_TABLE)
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -232,10 +228,7 @@ class Viewers:
         peer = getattr(event, "peer", None)
         if peer is not None and peer != viewer.peer:
             return False
-        name = trigger_name(type(event))
-        if name not in self._triggers[viewer.state]:
-            return False
-        accepted = self._fire(viewer, name, event)
+        accepted = self._fire(viewer, trigger_name(type(event)), event)
         self._reap(viewer)
         return accepted
 
@@ -274,11 +267,13 @@ class Viewers:
         return True
 
     def _fire(self, viewer: ViewerSession, trigger: str, event: Event | None) -> bool:
-        internal = self._internal.get((viewer.state, trigger))
-        if internal is None:
+        row = select_row(self._rows, viewer.state, trigger, viewer, event)
+        if row is None:
+            return False
+        if row.dest is not None:
             return bool(self._machine.events[trigger].trigger(viewer, event=event))
-        self._fired_internal(viewer, trigger, internal)
-        for action in internal.actions:
+        self._fired_internal(viewer, trigger, row)
+        for action in row.actions:
             action(viewer, event)
         return True
 
