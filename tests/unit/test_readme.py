@@ -28,7 +28,7 @@ def test_readme_diagram_is_the_machines() -> None:
 
 def test_embedding_example_runs_and_reaches_streaming() -> None:
     example = fenced("python")[0]
-    assert len(example.strip().splitlines()) <= 20
+    assert len(example.strip().splitlines()) <= 15
     result = subprocess.run(
         [sys.executable, "-c", example], capture_output=True, text=True, timeout=60, check=False
     )
