@@ -50,6 +50,9 @@ class MachineSettings:
     max_viewers: int = 4
     session_setup_timeout: float = 30.0
     """A viewer's peer that has not connected after this long is reaped."""
+    max_offers_per_second: float = 5.0
+    """Offers beyond this rate (a burst of as many is allowed) are refused:
+    each one costs an ICE gathering and a DTLS set-up."""
 
 
 @attrs.define
@@ -93,6 +96,8 @@ class Context:
     next_generation: int = 1
     next_peer: PeerId = 1
     unknown_types_reported: set[str] = attrs.field(factory=set)
+    offer_allowance: float | None = None
+    offer_allowance_at: float = 0.0
     counters: Counters = attrs.field(factory=Counters)
     outbox: list[Effect] = attrs.field(factory=list)
     viewers: Viewers = attrs.field(init=False)
@@ -122,6 +127,21 @@ class Context:
         if self.tokens is not None:
             due = self.tokens.expires_at - self.settings.refresh_margin - self.clock()
             self.schedule(Timer.ACCESS_TOKEN_EXPIRY, max(0.0, due))
+
+    def take_offer_allowance(self) -> bool:
+        """A token bucket: False when offers arrive faster than allowed."""
+        rate = self.settings.max_offers_per_second
+        now = self.clock()
+        if self.offer_allowance is None:
+            self.offer_allowance = rate
+        else:
+            elapsed = max(0.0, now - self.offer_allowance_at)
+            self.offer_allowance = min(rate, self.offer_allowance + elapsed * rate)
+        self.offer_allowance_at = now
+        if self.offer_allowance < 1.0:
+            return False
+        self.offer_allowance -= 1.0
+        return True
 
     # --- timers ---------------------------------------------------------------
 

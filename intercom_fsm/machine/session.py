@@ -240,6 +240,15 @@ class Viewers:
 
     def _offer(self, event: OfferReceived) -> bool:
         ctx = self._ctx
+        if not ctx.take_offer_allowance():
+            ctx.counters.refused_offers += 1
+            ctx.emit(
+                ReportProblem(
+                    f"offer refused: more than {ctx.settings.max_offers_per_second:g} offers"
+                    f" a second (session {event.session!r})"
+                )
+            )
+            return True
         existing = self._sessions.get(event.session)
         if existing is not None:
             existing.close_reason = "replaced by a new offer"

@@ -219,10 +219,12 @@ def test_offers_beyond_the_viewer_cap_are_refused() -> None:
     driver = Driver().walk_to(State.NEGOTIATING)
     cap = driver.machine.context.settings.max_viewers
     for index in range(cap + 3):
+        driver.clock.advance(1.0)  # below the offer rate limit
         driver.send(ev.OfferReceived(f"viewer-{index}", "offer"))
     assert len(driver.machine.sessions) == cap
     assert driver.machine.counters.refused_offers == 3
     assert driver.kinds() == [fx.ReportProblem]
+    assert "viewers already" in driver.effects[0].message  # type: ignore[union-attr]
 
 
 def test_camera_failure_keeps_viewers_connected() -> None:
@@ -294,3 +296,15 @@ def test_a_refresh_answered_after_shutdown_is_still_stored() -> None:
     driver.send(ev.TokensRefreshed(ev.TokenGrant("late-access", "late-refresh", 3600)))
     assert [type(e) for e in driver.effects] == [fx.StoreTokens]
     assert driver.ledger.all_released
+
+
+def test_offers_faster_than_the_rate_limit_are_refused_then_allowed_again() -> None:
+    driver = Driver().walk_to(State.NEGOTIATING)
+    rate = int(driver.machine.context.settings.max_offers_per_second)
+    for _ in range(rate + 2):
+        driver.send(ev.OfferReceived("same-viewer", "offer"))
+    assert driver.machine.counters.refused_offers >= 2
+    assert any(isinstance(e, fx.ReportProblem) and "a second" in e.message for e in driver.effects)
+    driver.clock.advance(1.0)
+    driver.send(ev.OfferReceived("same-viewer", "offer"))
+    assert fx.CreatePeer in driver.kinds()
