@@ -14,14 +14,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,sandbox]'
 	touch $(STAMP)
 
-# Debian's chromium, for the browser tests (playwright's own download does not work here).
+# Debian packages the tests use: chromium for the browser tests (playwright's own
+# download does not work here), systemd for systemd-analyze, graphviz for SVG diagrams.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else \
-	    echo "chromium is missing: install Debian's 'chromium' package for the browser tests" >&2; \
-	  fi; }
+	    echo "missing Debian packages for the tests:$$missing" >&2; \
+	  fi; \
+	fi
 
 # The sandbox backend and the daemon streaming a test pattern; open the printed
 # viewer page, sign in, approve the code. ARGS="--auto-approve --duration 60" for scripts.
@@ -29,8 +35,8 @@ demo: $(STAMP)
 	$(BIN)/intercom-fsm demo $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check intercom_fsm tests bench
-	$(BIN)/ruff format --check intercom_fsm tests bench
+	$(BIN)/ruff check intercom_fsm tests bench examples
+	$(BIN)/ruff format --check intercom_fsm tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict intercom_fsm

@@ -20,6 +20,7 @@ from intercom_fsm._version import __version__
 
 if TYPE_CHECKING:
     from intercom_fsm.config import Config
+    from intercom_fsm.daemon.operations import OperationsSettings
     from intercom_fsm.redact import RedactingFilter
 
 EXIT_OK = 0
@@ -45,6 +46,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     diagram.add_argument(
         "--state", help="highlight this state (writes <machine>-<state>.mmd beside the others)"
+    )
+    diagram.add_argument(
+        "--live",
+        action="store_true",
+        help="highlight the running daemon's state (asked from HEALTH_ADDRESS)",
     )
     diagram.add_argument(
         "--check",
@@ -101,7 +107,12 @@ def _diagram(args: argparse.Namespace, _rest: Sequence[str]) -> int:
         for path in stale:
             print(f"{path} differs from the machine: run 'intercom-fsm diagram'", file=sys.stderr)
         return EXIT_FAILURE if stale else EXIT_OK
-    for path in diagram.write_diagrams(args.output, current=args.state):
+    state = args.state
+    if args.live:
+        state = _live_state()
+        if state is None:
+            return EXIT_FAILURE
+    for path in diagram.write_diagrams(args.output, current=state):
         print(path)
     if not diagram.graphviz_available():
         print("(no SVG: Graphviz's 'dot' or the 'graphviz' package is missing)", file=sys.stderr)
@@ -142,8 +153,20 @@ def _run(args: argparse.Namespace, _rest: Sequence[str]) -> int:
     from intercom_fsm.daemon.app import run_daemon
 
     config = _load_config(args)
+    operations = _load_operations_settings()
     secrets = _start_logging(config)
-    return asyncio.run(run_daemon(config, secrets))
+    return asyncio.run(run_daemon(config, secrets, operations_settings=operations))
+
+
+def _load_operations_settings() -> OperationsSettings:
+    from intercom_fsm.config import ConfigError
+    from intercom_fsm.daemon.operations import OperationsSettings
+
+    try:
+        return OperationsSettings.from_environ(os.environ)
+    except ConfigError as error:
+        print(f"intercom-fsm: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
 
 
 def _login(args: argparse.Namespace, _rest: Sequence[str]) -> int:
@@ -165,6 +188,7 @@ def _logout(args: argparse.Namespace, _rest: Sequence[str]) -> int:
 
 def _status(args: argparse.Namespace, _rest: Sequence[str]) -> int:
     from intercom_fsm.adapters.token_store import TokenStore
+    from intercom_fsm.daemon.operations import describe_live_daemon
     from intercom_fsm.redact import fingerprint
 
     config = _load_config(args)
@@ -173,6 +197,7 @@ def _status(args: argparse.Namespace, _rest: Sequence[str]) -> int:
     print(f"WebSocket API:   {config.endpoints.websocket_base_url}")
     print(f"client id:       {config.oauth.client_id}")
     print(f"token file:      {config.token_file}")
+    print(f"daemon:          {describe_live_daemon(os.environ)}")
     if loaded.problem:
         print(f"authorized:      no ({loaded.problem})")
         return EXIT_FAILURE
@@ -199,6 +224,24 @@ def _demo(args: argparse.Namespace, _rest: Sequence[str]) -> int:
         duration=args.duration,
         log_format=args.log_format,
     )
+
+
+def _live_state() -> str | None:
+    from intercom_fsm.config import ConfigError
+    from intercom_fsm.daemon.operations import OperationsSettings, fetch_live_status
+
+    try:
+        address = OperationsSettings.from_environ(os.environ).health_address
+    except ConfigError as error:
+        print(f"intercom-fsm: configuration error: {error}", file=sys.stderr)
+        return None
+    if address is None:
+        print("no live daemon to ask: set HEALTH_ADDRESS", file=sys.stderr)
+        return None
+    status = fetch_live_status(address)
+    if status.state is None:
+        print(f"the daemon's state is unknown: {status.describe()}", file=sys.stderr)
+    return status.state
 
 
 def _sandbox(_args: argparse.Namespace, rest: Sequence[str]) -> int:

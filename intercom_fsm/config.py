@@ -503,6 +503,9 @@ _ROWS: tuple[tuple[str, str | None, str], ...] = (
     ("HTTP_TIMEOUT_SECONDS", "10", "Total timeout of each OAuth request, up to 300."),
     ("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     ("LOG_FORMAT", "text", "text (one line per event) or json."),
+    ("HEALTH_ADDRESS", None, "host:port for /healthz and /metrics, e.g. 127.0.0.1:9108."),
+    ("HEALTH_ALLOW_REMOTE", "0", "1 allows a non-loopback HEALTH_ADDRESS (no authentication)."),
+    ("HEALTH_STUCK_SECONDS", "300", "/healthz is 503 after this long not Negotiating/Streaming."),
 )
 _REQUIRED = frozenset({"HTTP_API_BASE_URL", "WEBSOCKET_API_BASE_URL", "OAUTH_CLIENT_ID"})
 # Values that may hold credentials: never echoed, never printed by `status`.

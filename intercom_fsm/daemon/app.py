@@ -20,6 +20,7 @@ from intercom_fsm.adapters.token_store import TokenStore
 from intercom_fsm.adapters.user_prompt import show_user_code
 from intercom_fsm.config import Config
 from intercom_fsm.daemon.inbox import Inbox
+from intercom_fsm.daemon.operations import OperationsSettings, start_operations
 from intercom_fsm.daemon.runtime import Adapters, Runtime
 from intercom_fsm.effects import ShowUserCode
 from intercom_fsm.events import IceCandidate, PeerId, SessionId
@@ -78,7 +79,11 @@ def _install_signal_handlers(inbox: Inbox) -> Callable[[], None]:
 
 
 async def run_daemon(
-    config: Config, secrets: RedactingFilter, *, stop_after: float | None = None
+    config: Config,
+    secrets: RedactingFilter,
+    *,
+    stop_after: float | None = None,
+    operations_settings: OperationsSettings | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); 0 on a clean stop."""
     from intercom_fsm.adapters.camera import Camera, CameraSettings
@@ -120,6 +125,11 @@ async def run_daemon(
         )
         machine = LifecycleMachine(settings=machine_settings(config))
         runtime = Runtime(machine, inbox, adapters, secrets=secrets)
+        operations = await start_operations(
+            machine,
+            camera_stats=lambda: camera.stats,
+            settings=operations_settings or OperationsSettings(),
+        )
         remove_handlers = _install_signal_handlers(inbox)
         if stop_after is not None:
             asyncio.get_running_loop().call_later(
@@ -129,6 +139,7 @@ async def run_daemon(
             await runtime.run(ev.Started(await load_tokens(store)))
         finally:
             remove_handlers()
+            await operations.stop()
     return 0
 
 

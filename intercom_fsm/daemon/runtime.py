@@ -121,7 +121,10 @@ class Runtime:
                 self._spawn(a.peers.create(session, peer, sdp))
             case fx.AddRemoteCandidate(session=session, peer=peer, candidate=candidate):
                 self._spawn(a.peers.add_candidate(session, peer, candidate))
-            case fx.ClosePeer(peer=peer):
+            case fx.ClosePeer(session=session, peer=peer, reason=reason):
+                # The only place a session's end (a refused offer, a failed
+                # ICE check, a setup timeout) is told with its cause.
+                logger.info("viewer %r: closing its peer: %s", session, reason)
                 self._spawn(a.peers.close(peer))
             case fx.OpenCamera():
                 await a.camera.open()
@@ -149,6 +152,9 @@ class Runtime:
         task = asyncio.get_running_loop().create_task(self._guarded(work, posting))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A task cancelled before it ran never awaited ``work``: close it, so
+        # shutdown does not warn about a coroutine that was never awaited.
+        task.add_done_callback(lambda done: work.close() if done.cancelled() else None)
         return task
 
     async def _guarded(self, work: Awaitable[Any], posting: bool) -> None:
