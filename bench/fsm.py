@@ -59,25 +59,33 @@ def disturbance(machine: LifecycleMachine, ledger: ResourceLedger, rng: random.R
     )
 
 
-def record_sequence(count: int) -> list[ev.Event]:
-    machine = new_machine()[0]
+Step = tuple[float, ev.Event]
+"""Seconds the fake clock moves on, then the event (time matters to the
+machine: offers are rate-limited, tokens expire, device codes expire)."""
+
+
+def record_sequence(count: int) -> list[Step]:
+    machine, clock = new_machine()
     ledger = ResourceLedger()
     rng = random.Random(SEED)
-    sequence: list[ev.Event] = []
+    sequence: list[Step] = []
     while len(sequence) < count:
         event = happy_event(machine, ledger) if rng.random() < 0.7 else None
         if event is None:
             event = disturbance(machine, ledger, rng)
+        pause = rng.uniform(0.0, 0.5)
+        clock.advance(pause)
         ledger.record(event, machine.handle(event))
-        sequence.append(event)
+        sequence.append((pause, event))
     return sequence
 
 
-def replay(sequence: list[ev.Event]) -> float:
-    machine = new_machine()[0]
-    handle = machine.handle
+def replay(sequence: list[Step]) -> float:
+    machine, clock = new_machine()
+    handle, advance = machine.handle, clock.advance
     start = time.perf_counter()
-    for event in sequence:
+    for pause, event in sequence:
+        advance(pause)
         handle(event)
     elapsed = time.perf_counter() - start
     assert machine.counters.events == len(sequence)
@@ -109,7 +117,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     sequence = record_sequence(args.events)
-    kinds = len({type(event) for event in sequence})
+    kinds = len({type(event) for _pause, event in sequence})
     ours = [replay(sequence) for _ in range(args.repeat)]
     floor = [trivial_floor(args.events) for _ in range(args.repeat)]
     ours_median, floor_median = statistics.median(ours), statistics.median(floor)

@@ -116,7 +116,7 @@ class LifecycleMachine:
         )
         self._listeners: list[TransitionListener] = []
         self._records: list[TransitionRecord] = []
-        self._ctx.viewers = Viewers(self._ctx, self._session_fired, self._session_stayed)
+        self._ctx.viewers = Viewers(self._ctx, self._session_fired)
         self._model = _Model(self._ctx)
         self._machine = Machine(
             model=self._model,
@@ -252,21 +252,10 @@ class LifecycleMachine:
             )
         )
 
-    def _session_fired(self, event_data: Any, row: Row[ViewerSession]) -> None:
-        source = event_data.transition.source
+    def _session_fired(self, viewer: ViewerSession, trigger: str, row: Row[ViewerSession]) -> None:
+        dest = row.dest or viewer.state
         self._records.append(
-            TransitionRecord(
-                source=source,
-                dest=event_data.transition.dest or source,
-                event=event_data.event.name,
-                reason=row.reason,
-                session=event_data.model.session,
-            )
-        )
-
-    def _session_stayed(self, viewer: ViewerSession, trigger: str, row: Row[ViewerSession]) -> None:
-        self._records.append(
-            TransitionRecord(viewer.state, viewer.state, trigger, row.reason, viewer.session)
+            TransitionRecord(viewer.state, dest, trigger, row.reason, viewer.session)
         )
 
     def _publish(self) -> None:
