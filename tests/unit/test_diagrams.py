@@ -19,9 +19,7 @@ def test_committed_mermaid_matches_the_machine(source: diagram.DiagramSource) ->
     assert committed == diagram.mermaid(source), "run 'intercom-fsm diagram' and commit"
 
 
-@pytest.mark.parametrize(
-    "path", sorted(DIAGRAMS.glob("*-*.mmd")), ids=lambda path: path.name
-)
+@pytest.mark.parametrize("path", sorted(DIAGRAMS.glob("*-*.mmd")), ids=lambda path: path.name)
 def test_committed_highlighted_diagrams_match_the_machine(path: Path) -> None:
     name, state = path.stem.split("-", 1)
     source = next(source for source in diagram.DIAGRAMS if source.name == name)
