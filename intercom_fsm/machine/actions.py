@@ -52,6 +52,12 @@ def _token_fresh(ctx: Context, _event: object) -> bool:
     return ctx.access_token_fresh()
 
 
+def _refreshed_token_unusable(ctx: Context, event: TokensRefreshed) -> bool:
+    # A token that is stale the moment it arrives (a lifetime of zero, a
+    # clock far off): waiting a backoff beats refreshing in a tight loop.
+    return ctx.tokens is not None and event.grant.expires_in <= 0
+
+
 def _has_grant(ctx: Context, _event: object) -> bool:
     return ctx.tokens is not None
 
@@ -86,6 +92,7 @@ HAS_STORED_GRANT = Guard("stored grant", _has_stored_grant)
 FLOW_EXPIRED = Guard("flow expired", _flow_expired)
 TOKEN_FRESH = Guard("access token fresh", _token_fresh)
 HAS_GRANT = Guard("grant held", _has_grant)
+REFRESHED_TOKEN_UNUSABLE = Guard("refreshed token already expired", _refreshed_token_unusable)
 FIRST_REFUSAL = Guard("first refusal", _first_refusal)
 VIEWER_STREAMING = Guard("a viewer streams", _viewer_streaming)
 NO_VIEWER_STREAMING = Guard("no viewer streams", _no_viewer_streaming)
@@ -104,6 +111,7 @@ def _adopt(ctx: Context, grant: TokenGrant, device_code: str) -> None:
         expires_at=ctx.clock() + grant.expires_in,
         device_code=device_code,
     )
+    ctx.token_lifetime = grant.expires_in
     ctx.token_refused = False
     ctx.emit(StoreTokens(ctx.tokens))
     ctx.schedule_token_expiry()

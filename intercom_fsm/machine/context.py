@@ -80,6 +80,9 @@ class Context:
     random: Random
     backoff: Backoff
     tokens: StoredTokens | None = None
+    token_lifetime: float | None = None
+    """The current access token's lifetime as granted; unknown for tokens
+    loaded from disk."""
     token_refused: bool = False
     """The backend refused the current access token (401/403): refresh it even
     though it has not expired."""
@@ -112,10 +115,18 @@ class Context:
 
     # --- tokens ---------------------------------------------------------------
 
+    def refresh_margin(self) -> float:
+        """How long before expiry to refresh: the setting, but at most half the
+        access token's lifetime, so that a backend issuing short-lived tokens
+        (a minute or less) does not leave every new token already "stale"."""
+        if self.token_lifetime is None:
+            return self.settings.refresh_margin
+        return min(self.settings.refresh_margin, self.token_lifetime / 2)
+
     def access_token_fresh(self) -> bool:
         if self.tokens is None or self.token_refused:
             return False
-        return self.clock() < self.tokens.expires_at - self.settings.refresh_margin
+        return self.clock() < self.tokens.expires_at - self.refresh_margin()
 
     def request_refresh(self) -> None:
         if self.tokens is not None and not self.refresh_in_flight:
@@ -125,7 +136,7 @@ class Context:
 
     def schedule_token_expiry(self) -> None:
         if self.tokens is not None:
-            due = self.tokens.expires_at - self.settings.refresh_margin - self.clock()
+            due = self.tokens.expires_at - self.refresh_margin() - self.clock()
             self.schedule(Timer.ACCESS_TOKEN_EXPIRY, max(0.0, due))
 
     def take_offer_allowance(self) -> bool:

@@ -217,6 +217,13 @@ class Viewers:
             return self._offer(event)
         viewer = self._sessions.get(event.session)  # type: ignore[union-attr]
         if viewer is None:
+            if isinstance(event, HangupReceived | RemoteIceCandidate):
+                # From the backend: worth a line (a misrouted viewer, a
+                # backend bug). A replaced peer's late news is not.
+                kind = "hangup" if isinstance(event, HangupReceived) else "ICE candidate"
+                self._ctx.emit(
+                    ReportProblem(f"{kind} for unknown viewer session {event.session!r} ignored")
+                )
             return False
         peer = getattr(event, "peer", None)
         if peer is not None and peer != viewer.peer:

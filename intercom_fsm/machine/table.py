@@ -113,6 +113,8 @@ RULES: tuple[Rule, ...] = (
        do=act.refresh_in_background),
     on(ONLINE, ev.AuthTransientError, None, "refresh failed: tokens kept, retry later",
        when=act.REFRESH_FAILED, do=act.retry_refresh_later),
+    on(S.AUTHORIZED, ev.TokensRefreshed, S.BACKOFF, "refreshed token already expired: retry",
+       when=act.REFRESHED_TOKEN_UNUSABLE, do=act.store_refreshed, resume=S.AUTHORIZED),
     on(GRANT_HELD, ev.TokensRefreshed, None, "access token refreshed",
        when=act.HAS_GRANT, do=act.store_refreshed),
     on(S.STOPPED, ev.TokensRefreshed, None, "refresh answered after shutdown: stored",

@@ -308,3 +308,33 @@ def test_offers_faster_than_the_rate_limit_are_refused_then_allowed_again() -> N
     driver.clock.advance(1.0)
     driver.send(ev.OfferReceived("same-viewer", "offer"))
     assert fx.CreatePeer in driver.kinds()
+
+
+def test_short_lived_access_tokens_still_connect_and_refresh_before_expiry() -> None:
+    driver = Driver().walk_to(State.AWAITING_APPROVAL)
+    driver.send(ev.TokensGranted(ev.TokenGrant("short", "r", expires_in=45)))
+    assert driver.machine.state is State.CONNECTING
+    expiry = [d for timer, d in driver.ledger.delays if timer is Timer.ACCESS_TOKEN_EXPIRY]
+    assert expiry[-1] == pytest.approx(22.5)
+
+
+def test_a_refreshed_token_that_is_already_expired_backs_off_instead_of_looping() -> None:
+    driver = authorized_and_refreshing()
+    driver.send(ev.TokensRefreshed(ev.TokenGrant("dead", "r2", expires_in=0)))
+    assert driver.machine.state is State.BACKOFF
+    assert fx.StoreTokens in driver.kinds()
+    driver.send(ev.BackoffElapsed(driver.timer(Timer.BACKOFF)))
+    assert driver.machine.state is State.AUTHORIZED
+    assert driver.kinds() == [fx.RefreshTokens]
+
+
+def test_hangup_and_ice_for_an_unknown_session_are_reported() -> None:
+    driver = Driver().walk_to(State.STREAMING)
+    driver.send(ev.HangupReceived("nobody"))
+    assert driver.machine.state is State.STREAMING
+    [problem] = driver.effects
+    assert isinstance(problem, fx.ReportProblem)
+    assert "'nobody'" in problem.message
+    driver.send(ev.RemoteIceCandidate("ghost", None))
+    assert "'ghost'" in driver.effects[0].message  # type: ignore[union-attr]
+    assert driver.machine.counters.ignored["Streaming:HangupReceived"] == 1
