@@ -96,7 +96,9 @@ class PeerConnections:
             await self._answer(entry, offer_sdp)
         except Exception as error:  # aiortc raises many kinds on a bad offer
             if not entry.closing:
-                self._emit(PeerFailed(session, peer, f"offer could not be applied: {error}"))
+                self._emit(
+                    PeerFailed(session, peer, f"offer could not be applied: {_error_text(error)}")
+                )
 
     async def add_candidate(
         self, session: SessionId, peer: PeerId, candidate: IceCandidate | None
@@ -109,7 +111,9 @@ class PeerConnections:
         try:
             await entry.connection.addIceCandidate(_to_aiortc(candidate))
         except Exception as error:
-            logger.warning("viewer %r: remote ICE candidate refused: %s", session, error)
+            logger.warning(
+                "viewer %r: remote ICE candidate refused: %s", session, _error_text(error)
+            )
 
     async def close(self, peer: PeerId) -> None:
         entry = self._peers.pop(peer, None)
@@ -191,6 +195,13 @@ def local_candidates(sdp: str) -> list[IceCandidate]:
         elif line.startswith("a=candidate:") and index >= 0:
             found.append(IceCandidate(line[2:].strip(), sdp_mid=mid, sdp_mline_index=index))
     return found
+
+
+def _error_text(error: BaseException) -> str:
+    """One short line about an error; aiortc raises some (a bad SDP line, a
+    bad candidate) with an empty message, so the type names it then."""
+    text = " ".join(str(error).split())[:200]
+    return text or f"{type(error).__name__} (no detail)"
 
 
 def _to_aiortc(candidate: IceCandidate | None) -> Any:

@@ -165,6 +165,10 @@ class Runtime:
         except Exception:
             logger.exception("adapter work failed")
             return
+        if isinstance(result, ev.AuthTransientError):
+            # The machine only sees "failed"; the operator needs the cause
+            # (connection refused, HTTP 503, a timeout, HTML instead of JSON).
+            logger.warning("%s (will retry after a backoff)", result.reason)
         if posting and result is not None:
             self.inbox.post(result)
 

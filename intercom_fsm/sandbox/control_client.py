@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Literal
 
-FaultKind = Literal["status", "hang", "html"]
+FaultKind = Literal["status", "hang", "html", "slow_down"]
 FaultEndpoint = Literal["token", "device-authorization"]
 
 

@@ -8,7 +8,10 @@ of them. Kinds:
 * ``hang``: hold the request for ``seconds`` and then answer it normally, as a
   server that stalls would (the client should have given up by then);
 * ``html``: answer with an HTML page instead of JSON (status 200 unless
-  ``status`` says otherwise), as a captive portal or a proxy error page would.
+  ``status`` says otherwise), as a captive portal or a proxy error page would;
+* ``slow_down``: answer a device-code poll with RFC 8628's ``slow_down``
+  error (400), as a server would that counts polls on its own clock: the
+  client must then poll 5 seconds slower for the rest of the flow.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
-FaultKind = Literal["status", "hang", "html"]
+FaultKind = Literal["status", "hang", "html", "slow_down"]
 Endpoint = Literal["token", "device-authorization"]
 ENDPOINTS: tuple[Endpoint, ...] = ("token", "device-authorization")
-KINDS: tuple[FaultKind, ...] = ("status", "hang", "html")
+KINDS: tuple[FaultKind, ...] = ("status", "hang", "html", "slow_down")
 MAX_HANG_SECONDS = 120.0
 
 
@@ -57,6 +60,8 @@ class Fault:
             if not isinstance(status, int) or not 200 <= status <= 599:
                 raise FaultSpecError("'status' must be an HTTP status (200-599)")
             return cls(kind="html", status=status)
+        if kind == "slow_down":
+            return cls(kind="slow_down", status=400)
         raise FaultSpecError(f"'kind' must be one of {', '.join(KINDS)}")
 
     def describe(self) -> dict[str, Any]:

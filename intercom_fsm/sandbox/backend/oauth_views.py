@@ -175,6 +175,8 @@ async def _fault_response(fault: Fault) -> HttpResponse | None:
     if fault.kind == "hang":
         await asyncio.sleep(fault.seconds)
         return None
+    if fault.kind == "slow_down":
+        return oauth_error(400, "slow_down", "polling too fast (fault injected by the sandbox)")
     if fault.kind == "html":
         return HttpResponse(FAULT_HTML, status=fault.status, content_type="text/html")
     response = JsonResponse(
