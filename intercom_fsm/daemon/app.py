@@ -104,6 +104,11 @@ async def run_daemon(
             ),
             inbox.post,
         )
+        peers = PeerConnections(
+            PeerSettings(config.webrtc.ice_servers, config.video.codec.value),
+            camera,
+            inbox.post,
+        )
         adapters = Adapters(
             auth=AuthClient(session, AuthSettings.from_config(config)),
             tokens=store,
@@ -115,11 +120,7 @@ async def run_daemon(
                 ),
                 inbox.post,
             ),
-            peers=PeerConnections(
-                PeerSettings(config.webrtc.ice_servers, config.video.codec.value),
-                camera,
-                inbox.post,
-            ),
+            peers=peers,
             camera=camera,
             prompt=_prompt,
         )
@@ -128,6 +129,7 @@ async def run_daemon(
         operations = await start_operations(
             machine,
             camera_stats=lambda: camera.stats,
+            peer_count=lambda: len(peers),
             settings=operations_settings or OperationsSettings(),
         )
         remove_handlers = _install_signal_handlers(inbox)

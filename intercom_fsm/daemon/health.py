@@ -24,6 +24,7 @@ scrape sees one consistent moment.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -193,11 +194,13 @@ class MachineCollector:
         tracker: StateTracker,
         monitor: LoopMonitor,
         camera_stats: CameraStatsSource | None = None,
+        peer_count: Callable[[], int] | None = None,
     ) -> None:
         self._machine = machine
         self._tracker = tracker
         self._monitor = monitor
         self._camera_stats = camera_stats
+        self._peer_count = peer_count
 
     def collect(self) -> Iterable[Metric]:
         yield from self._lifecycle()
@@ -209,6 +212,24 @@ class MachineCollector:
             "How late the event loop ran its last periodic tick.",
             self._monitor.current_lag(),
         )
+        yield from self._resources()
+
+    def _resources(self) -> Iterator[Metric]:
+        """What a leak would grow: the loop's tasks and the open peers."""
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # scraped off the loop's thread: not countable
+            tasks = None
+        if tasks is not None:
+            yield GaugeMetricFamily(
+                f"{METRIC_PREFIX}_asyncio_tasks", "Tasks alive on the event loop.", tasks
+            )
+        if self._peer_count is not None:
+            yield GaugeMetricFamily(
+                f"{METRIC_PREFIX}_peer_connections",
+                "WebRTC peer connections held by the peer adapter.",
+                self._peer_count(),
+            )
 
     def _lifecycle(self) -> Iterator[Metric]:
         tracker = self._tracker

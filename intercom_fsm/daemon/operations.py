@@ -188,9 +188,11 @@ class Operations:
         settings: OperationsSettings,
         *,
         camera_stats: CameraStatsSource | None = None,
+        peer_count: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.machine = machine
+        self._peer_count = peer_count
         self.settings = settings
         self.notifier = SystemdNotifier(settings.notify_socket)
         self.monitor = LoopMonitor(period=settings.loop_tick, lag_limit=settings.loop_lag_limit)
@@ -236,7 +238,9 @@ class Operations:
         return self.server.port if self.server is not None else None
 
     async def _start_server(self, address: HealthAddress) -> None:
-        collector = MachineCollector(self.machine, self.tracker, self.monitor, self._camera_stats)
+        collector = MachineCollector(
+            self.machine, self.tracker, self.monitor, self._camera_stats, self._peer_count
+        )
         server = HealthServer(address.host, address.port, self.report, build_registry(collector))
         try:
             await server.start()
@@ -274,12 +278,15 @@ async def start_operations(
     *,
     settings: OperationsSettings,
     camera_stats: CameraStatsSource | None = None,
+    peer_count: Callable[[], int] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Operations:
     """Subscribe to ``machine``, start the watchdog and the endpoint as the
     settings ask; ``await operations.stop()`` when the daemon ends.
     ``clock`` (monotonic seconds) measures the time in a state."""
-    operations = Operations(machine, settings, camera_stats=camera_stats, clock=clock)
+    operations = Operations(
+        machine, settings, camera_stats=camera_stats, peer_count=peer_count, clock=clock
+    )
     await operations.start()
     return operations
 
