@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import shutil
 import signal
@@ -205,3 +206,55 @@ def test_read_only_token_directory_keeps_the_old_tokens_and_streams_on(
         check_token_file(token_file)
         assert daemon.text().count("signaling: socket open") == opened
         assert "socket ended" not in daemon.text()
+
+
+def test_disk_full_keeps_the_old_tokens_and_streams_on(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    directory = tmp_path / "config"
+    directory.mkdir(mode=0o700)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        reason = f"cannot mount a small tmpfs here: {mounted.stderr.strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    filler = directory / "filler"
+    try:
+        token_file = directory / "tokens.json"
+        with running_daemon(sandbox, token_file, tmp_path / "daemon.log") as daemon:
+            approve_latest(sandbox, daemon)
+            daemon.wait_for_state("Negotiating")
+            daemon.wait_until(lambda d: len(internal(d, "TokensRefreshed")) >= 1, 15, "a refresh")
+            opened = daemon.text().count("signaling: socket open")
+            before = token_file.read_bytes()
+            # Fill the file system to the last byte: the next token write
+            # gets ENOSPC, as on a full SD card.
+            with contextlib.suppress(OSError), filler.open("wb", buffering=0) as fill:
+                while True:
+                    fill.write(b"\0" * 512)
+            before = token_file.read_bytes()
+            failures = daemon.text().count("tokens not saved")
+            daemon.wait_until(
+                lambda d: d.text().count("tokens not saved") >= failures + 3,
+                20,
+                "three refused writes",
+            )
+            assert token_file.read_bytes() == before
+            check_token_file(token_file)
+            line = next(
+                r["msg"] for r in daemon.records() if "tokens not saved" in str(r.get("msg"))
+            )
+            assert "space" in line.lower(), line
+            filler.unlink()
+            wait_sync(lambda: token_file.read_bytes() != before, 15, "a write once there is room")
+            check_token_file(token_file)
+            assert daemon.text().count("signaling: socket open") == opened
+            assert not [p for p in directory.iterdir() if p.name not in {"tokens.json"}]
+    finally:
+        subprocess.run(["umount", str(directory)], check=False)
