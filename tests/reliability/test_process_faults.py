@@ -232,7 +232,6 @@ def test_disk_full_keeps_the_old_tokens_and_streams_on(
             daemon.wait_for_state("Negotiating")
             daemon.wait_until(lambda d: len(internal(d, "TokensRefreshed")) >= 1, 15, "a refresh")
             opened = daemon.text().count("signaling: socket open")
-            before = token_file.read_bytes()
             # Fill the file system to the last byte: the next token write
             # gets ENOSPC, as on a full SD card.
             with contextlib.suppress(OSError), filler.open("wb", buffering=0) as fill:
