@@ -199,10 +199,14 @@ def refresh_in_background(ctx: Context, _event: object) -> None:
     ctx.request_refresh()
 
 
+def note_retry_after(ctx: Context, event: AuthTransientError) -> None:
+    ctx.retry_after = event.retry_after
+
+
 def retry_refresh_later(ctx: Context, _event: object) -> None:
     # Online, the socket still works with the old access token: keep streaming
     # and try again after a backoff delay rather than dropping viewers.
-    ctx.schedule(Timer.ACCESS_TOKEN_EXPIRY, ctx.backoff.next_delay(ctx.clock(), ctx.random))
+    ctx.schedule(Timer.ACCESS_TOKEN_EXPIRY, ctx.retry_delay())
 
 
 def note_online(ctx: Context, _event: object) -> None:

@@ -87,6 +87,8 @@ class Context:
     """The backend refused the current access token (401/403): refresh it even
     though it has not expired."""
     refresh_in_flight: bool = False
+    retry_after: float | None = None
+    """A server's Retry-After from the last transient failure, if it gave one."""
     flow: DeviceFlow | None = None
     resume: State = State.AUTHORIZED
     """Where Backoff goes back to when its timer fires."""
@@ -138,6 +140,15 @@ class Context:
         if self.tokens is not None:
             due = self.tokens.expires_at - self.refresh_margin() - self.clock()
             self.schedule(Timer.ACCESS_TOKEN_EXPIRY, max(0.0, due))
+
+    def retry_delay(self) -> float:
+        """The next backoff delay; at least the server's Retry-After when it
+        gave one, but never past the backoff's cap (the device stays bounded)."""
+        delay = self.backoff.next_delay(self.clock(), self.random)
+        if self.retry_after is not None:
+            delay = min(self.settings.backoff.cap, max(delay, self.retry_after))
+            self.retry_after = None
+        return delay
 
     def take_offer_allowance(self) -> bool:
         """A token bucket: False when offers arrive faster than allowed."""

@@ -1,7 +1,8 @@
 """Backoff: waiting before trying again after a failure.
 
 On entry: a timer is set to a delay drawn with full jitter from
-``[0, min(cap, base * 2**attempt)]`` (``intercom_fsm.machine.backoff``).
+``[0, min(cap, base * 2**attempt)]`` (``intercom_fsm.machine.backoff``), or
+the server's Retry-After when that is longer (still at most the cap).
 ``BackoffElapsed`` resumes the state recorded by the failure (Unauthorized,
 AwaitingApproval or Authorized). Tokens are kept; a refresh that was under way
 may still land here and is stored.
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def schedule_retry(ctx: Context) -> None:
-    ctx.schedule(Timer.BACKOFF, ctx.backoff.next_delay(ctx.clock(), ctx.random))
+    ctx.schedule(Timer.BACKOFF, ctx.retry_delay())
 
 
 def cancel_retry(ctx: Context) -> None:

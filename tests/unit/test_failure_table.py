@@ -338,3 +338,16 @@ def test_hangup_and_ice_for_an_unknown_session_are_reported() -> None:
     driver.send(ev.RemoteIceCandidate("ghost", None))
     assert "'ghost'" in driver.effects[0].message  # type: ignore[union-attr]
     assert driver.machine.counters.ignored["Streaming:HangupReceived"] == 1
+
+
+def test_a_servers_retry_after_is_honoured_within_the_backoff_cap() -> None:
+    driver = Driver().walk_to(State.AWAITING_APPROVAL)
+    driver.send(ev.AuthTransientError(ev.AuthOperation.POLL, "429", retry_after=7.0))
+    [schedule] = [e for e in driver.effects if isinstance(e, fx.ScheduleTimer)]
+    assert schedule.timer is Timer.BACKOFF
+    assert schedule.delay >= 7.0
+    driver.send(ev.BackoffElapsed(driver.timer(Timer.BACKOFF)))
+    driver.send(ev.PollDue(driver.timer(Timer.POLL)))
+    driver.send(ev.AuthTransientError(ev.AuthOperation.POLL, "429", retry_after=3600.0))
+    [capped] = [e for e in driver.effects if isinstance(e, fx.ScheduleTimer)]
+    assert capped.delay == driver.machine.context.settings.backoff.cap
