@@ -354,5 +354,6 @@ def test_short_lived_access_tokens_still_connect(tmp_path: Path) -> None:
             ) as daemon:
                 approve_latest(sandbox, daemon)
                 daemon.wait_for_state("Negotiating", timeout=10)
+                assert ("Authorized", "Connecting", "always") in daemon.transitions()
         finally:
             harvest_sandbox(sandbox)

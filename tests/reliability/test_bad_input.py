@@ -81,6 +81,7 @@ async def test_malformed_frames_are_refused_and_the_stream_goes_on(
         await viewer.wait_for_frames(5)
         await run_table(sandbox, daemon, viewer, device_code, video_offer, audio_offer)
         await oversize_frame_reconnects(sandbox, daemon, viewer, device_code)
+        assert not any(r.get("level") == "error" for r in daemon.records())
     finally:
         await viewer.close()
 

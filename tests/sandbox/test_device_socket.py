@@ -74,8 +74,10 @@ async def test_a_refreshed_token_still_names_the_same_device(
     token = grant.refresh_token
     for _ in range(2):
         answer = await device.refresh(token)
+        assert answer.status == 200, answer.body
         token = answer.body["refresh_token"]
     socket = await device.connect(grant.device_code, answer.body["access_token"])
+    assert not socket.closed
     await socket.close()
 
 
