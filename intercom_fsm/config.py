@@ -72,6 +72,7 @@ class VideoSettings:
     fps: float = 5.0
     codec: VideoCodec = VideoCodec.AUTO
     bitrate: int | None = None
+    shared_encoder: bool = True
 
 
 @attrs.frozen
@@ -437,6 +438,7 @@ def load_config(
         fps=setting("VIDEO_FPS", lambda n, v: parse_seconds(n, v, 0, 60, False)),
         codec=VideoCodec(setting("VIDEO_CODEC", lambda n, v: parse_choice(n, v, _CODECS))),
         bitrate=parse_int("VIDEO_BITRATE", bitrate, 16_000, 50_000_000) if bitrate else None,
+        shared_encoder=setting("VIDEO_SHARED_ENCODER", parse_bool),
     )
     base = setting("BACKOFF_BASE_SECONDS", lambda n, v: parse_seconds(n, v, 0, 3600, False))
     cap = setting("BACKOFF_CAP_SECONDS", lambda n, v: parse_seconds(n, v, 0, 86400, False))
@@ -495,7 +497,16 @@ _ROWS: tuple[tuple[str, str | None, str], ...] = (
     ("VIDEO_HEIGHT", "240", "Frame height in pixels, even, 16..4096."),
     ("VIDEO_FPS", "5", "Frames per second, more than 0 and at most 60."),
     ("VIDEO_CODEC", "auto", "Preferred codec: auto, vp8 or h264."),
-    ("VIDEO_BITRATE", None, "Target bitrate in bits/s, 16000..50000000; unset: encoder's."),
+    (
+        "VIDEO_BITRATE",
+        None,
+        "Target bits/s, 16000..50000000; unset: 0.1 bit/pixel/frame, shared encoder.",
+    ),
+    (
+        "VIDEO_SHARED_ENCODER",
+        "1",
+        "1: VP8 viewers share one encoder at a fixed bitrate; 0: one each, following REMB.",
+    ),
     ("ICE_SERVERS", None, "STUN/TURN: JSON list of {urls, username, credential} or stun: URLs."),
     ("MAX_VIEWERS", "4", "Concurrent viewer sessions, 1..32."),
     ("BACKOFF_BASE_SECONDS", "1", "First retry delay after a failure."),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 from aiortc import (
@@ -53,6 +53,16 @@ CHEAPEST_FIRST = ("vp8", "h264")
 
 class TrackSource(Protocol):
     def track_for_viewer(self) -> MediaStreamTrack: ...
+
+
+@runtime_checkable
+class SharedEncodingTrack(Protocol):
+    """A track that can take already encoded packets from an encoder shared
+    by viewers of the same codec (the camera adapter's tracks can)."""
+
+    def share_encoder(self, mime_type: str) -> bool: ...
+
+    def request_keyframe(self) -> None: ...
 
 
 @attrs.frozen
@@ -135,7 +145,7 @@ class PeerConnections:
         if not video:
             raise ValueError("the offer has no video section")
         entry.track = self._source.track_for_viewer()
-        connection.addTrack(entry.track)
+        sender = connection.addTrack(entry.track)
         video[0].setCodecPreferences(self._codec_order())
         answer = await connection.createAnswer()
         await connection.setLocalDescription(answer)
@@ -143,6 +153,16 @@ class PeerConnections:
         if entry.closing:
             return
         local = connection.localDescription
+        # Media starts once ICE and DTLS are up, well after this: the track
+        # knows its codec before aiortc asks it for the first frame.
+        codec = negotiated_video_codec(local.sdp)
+        track = entry.track
+        if (
+            isinstance(track, SharedEncodingTrack)
+            and codec is not None
+            and track.share_encoder(codec)
+        ):
+            _forward_keyframe_requests(sender, track)
         self._emit(AnswerReady(entry.session, entry.peer, local.sdp))
         for candidate in local_candidates(local.sdp):
             self._emit(LocalIceCandidate(entry.session, entry.peer, candidate))
@@ -179,6 +199,40 @@ class PeerConnections:
         rank = {CODEC_MIME[name].lower(): index for index, name in enumerate(preferred)}
         # Retransmission codecs follow the codec they protect in the list.
         return sorted(codecs, key=lambda codec: rank.get(codec.mimeType.lower(), len(rank)))
+
+
+def negotiated_video_codec(sdp: str) -> str | None:
+    """The MIME type (``video/VP8``) of the first codec of the SDP's first
+    video section: the one an answer's sender uses."""
+    payload_type: str | None = None
+    in_video = False
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            if payload_type is not None:
+                break
+            fields = line[2:].split()
+            in_video = fields[0] == "video" and len(fields) > 3
+            payload_type = fields[3] if in_video else None
+        elif in_video and payload_type and line.startswith(f"a=rtpmap:{payload_type} "):
+            name = line.split(" ", 1)[1].split("/", 1)[0]
+            return f"video/{name}"
+    return None
+
+
+def _forward_keyframe_requests(sender: RTCRtpSender, track: SharedEncodingTrack) -> None:
+    """aiortc answers a viewer's PLI/FIR by asking its own encoder for a
+    keyframe, which a pre-encoded stream does not have: the request goes to
+    the shared encoder too. (``_send_keyframe`` is aiortc's handler; without
+    it, the shared encoder's periodic keyframes still bring a viewer back.)"""
+    own = getattr(sender, "_send_keyframe", None)
+    if not callable(own):
+        return
+
+    def send_keyframe() -> None:
+        own()
+        track.request_keyframe()
+
+    setattr(sender, "_send_keyframe", send_keyframe)  # noqa: B010
 
 
 def local_candidates(sdp: str) -> list[IceCandidate]:

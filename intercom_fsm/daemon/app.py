@@ -101,6 +101,8 @@ async def run_daemon(
                 width=config.video.width,
                 height=config.video.height,
                 fps=config.video.fps,
+                shared_encoder=config.video.shared_encoder,
+                bitrate=config.video.bitrate,
             ),
             inbox.post,
         )

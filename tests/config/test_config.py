@@ -162,6 +162,7 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("VIDEO_CODEC", "av1", "auto, vp8, h264"),
     ("VIDEO_BITRATE", "1Mbit", "whole number"),
     ("VIDEO_BITRATE", "10", "between"),
+    ("VIDEO_SHARED_ENCODER", "maybe", "must be 1 or 0"),
     ("ICE_SERVERS", "[not json", "not valid JSON"),
     ("ICE_SERVERS", '{"urls": "stun:x"}', "stun:, turn: or turns:"),
     ("ICE_SERVERS", '[{"url": "stun:x"}]', "unknown key"),

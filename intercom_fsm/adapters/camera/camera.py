@@ -28,6 +28,7 @@ from intercom_fsm.adapters.camera.capture import (
     OpenReader,
     SharedCounters,
 )
+from intercom_fsm.adapters.camera.encoding import VP8_MIME, SharedVp8Encoder, default_bitrate
 from intercom_fsm.adapters.camera.hub import FrameHub, ViewerTrack
 from intercom_fsm.adapters.camera.readers import open_reader
 from intercom_fsm.adapters.camera.settings import CameraSettings, CameraStats
@@ -64,6 +65,7 @@ class Camera:
         self._viewers: set[ViewerTrack] = set()
         self._worker: CaptureWorker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._shared_vp8: SharedVp8Encoder | None = None
 
     @property
     def description(self) -> str:
@@ -101,6 +103,8 @@ class Camera:
         worker.stop()
         for track in list(self._viewers):
             track.stop()
+        if self._shared_vp8 is not None:
+            await self._shared_vp8.close()
         await _join(worker)
         with self._counters.counting() as counters:
             counters.online = counters.capturing = False
@@ -109,15 +113,29 @@ class Camera:
         """A new track for one viewer, fed from the shared capture. Stopping it
         (aiortc does when the viewer's sender ends) lets the capture go idle
         once no viewer is left."""
-        track = ViewerTrack(self._hub, self._viewer_left)
+        track = ViewerTrack(self._hub, self._viewer_left, self._shared_encoder)
         self._viewers.add(track)
         if self._worker is not None:
             self._worker.set_demand(True)
         return track
 
+    def _shared_encoder(self, mime_type: str) -> SharedVp8Encoder | None:
+        settings = self._settings
+        if not settings.shared_encoder or mime_type != VP8_MIME:
+            return None
+        if self._shared_vp8 is None:
+            bitrate = settings.bitrate or default_bitrate(
+                settings.width, settings.height, settings.fps
+            )
+            self._shared_vp8 = SharedVp8Encoder(
+                self._hub, settings.width, settings.height, settings.fps, bitrate
+            )
+        return self._shared_vp8
+
     @property
     def stats(self) -> CameraStats:
         counters = self._counters.snapshot()
+        shared = self._shared_vp8
         return CameraStats(
             frames_read=counters.frames_read,
             frames_captured=counters.frames_captured,
@@ -131,6 +149,8 @@ class Camera:
             online=counters.online,
             capturing=counters.capturing,
             viewers=len(self._viewers),
+            shared_pictures_encoded=shared.pictures_encoded if shared else 0,
+            shared_keyframes=shared.keyframes if shared else 0,
         )
 
     def _viewer_left(self, track: ViewerTrack) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -95,6 +96,18 @@ class FrameHub:
         self.wake()
 
 
+class EncodedPackets(Protocol):
+    async def get(self) -> av.Packet[Any] | None: ...
+
+
+class SharedEncoder(Protocol):
+    def subscribe(self) -> EncodedPackets: ...
+
+    def unsubscribe(self, queue: EncodedPackets) -> None: ...
+
+    def request_keyframe(self, urgent: bool = False) -> None: ...
+
+
 class ViewerTrack(MediaStreamTrack):
     """One viewer's video track, fed from the shared :class:`FrameHub`.
 
@@ -102,18 +115,56 @@ class ViewerTrack(MediaStreamTrack):
     ``yuv420p`` on the 90 kHz clock, its pts taken from the capture time so
     the receiver plays pictures at the pace they were taken; pts only grow.
     ``stop()`` must be called on the event loop (aiortc does).
+
+    Once the viewer's codec is known, :meth:`share_encoder` may switch the
+    track to a shared encoder's packets, which aiortc sends without encoding.
     """
 
     kind = "video"
 
-    def __init__(self, hub: FrameHub, on_stop: Callable[[ViewerTrack], None]) -> None:
+    def __init__(
+        self,
+        hub: FrameHub,
+        on_stop: Callable[[ViewerTrack], None],
+        shared_encoder: Callable[[str], SharedEncoder | None] = lambda _mime: None,
+    ) -> None:
         super().__init__()
         self._hub = hub
         self._on_stop = on_stop
+        self._find_shared_encoder = shared_encoder
+        self._encoder: SharedEncoder | None = None
+        self._packets: EncodedPackets | None = None
         self._last_sequence: int | None = None
         self._last_pts = -1
 
-    async def recv(self) -> av.VideoFrame:
+    @property
+    def shares_encoder(self) -> bool:
+        return self._packets is not None
+
+    def share_encoder(self, mime_type: str) -> bool:
+        """Take encoded packets from the shared encoder for ``mime_type`` (the
+        codec the viewer's connection negotiated), if there is one."""
+        if self._packets is not None or self.readyState != "live":
+            return self._packets is not None
+        encoder = self._find_shared_encoder(mime_type.lower())
+        if encoder is None:
+            return False
+        self._encoder = encoder
+        self._packets = encoder.subscribe()
+        return True
+
+    def request_keyframe(self) -> None:
+        """The viewer lost pictures (it sent a PLI or FIR)."""
+        if self._encoder is not None:
+            self._encoder.request_keyframe()
+
+    async def recv(self) -> av.VideoFrame | av.Packet[Any]:
+        if self._packets is not None:
+            packet = await self._packets.get()
+            if packet is None or self.readyState != "live":
+                raise MediaStreamError
+            self._hub.frames_delivered += 1
+            return packet
         picture = await self._next_picture()
         pts = max(self._hub.pts(picture.captured_at), self._last_pts + 1)
         self._last_pts = pts
@@ -122,10 +173,12 @@ class ViewerTrack(MediaStreamTrack):
     def stop(self) -> None:
         if self.readyState == "live":
             super().stop()
+            if self._encoder is not None and self._packets is not None:
+                self._encoder.unsubscribe(self._packets)
             self._hub.wake()
             self._on_stop(self)
 
-    def frame_age(self, frame: av.VideoFrame) -> float:
+    def frame_age(self, frame: av.VideoFrame | av.Packet[Any]) -> float:
         """Seconds since the picture in ``frame`` (one of this track's) was captured."""
         return self._hub.age_of_pts(frame.pts or 0)
 

@@ -36,6 +36,10 @@ class CameraSettings:
     fps: float = attrs.field(default=5.0, validator=_frame_rate)
     reopen_base: float = attrs.field(default=0.5, validator=_positive)
     reopen_cap: float = attrs.field(default=10.0, validator=_positive)
+    shared_encoder: bool = True
+    """Viewers that negotiate VP8 share one encoder (see :mod:`.encoding`)."""
+    bitrate: int | None = None
+    """The shared encoder's target in bit/s; None: a default for the size and rate."""
 
     def __attrs_post_init__(self) -> None:
         if self.reopen_cap < self.reopen_base:
@@ -73,3 +77,6 @@ class CameraStats:
     capturing: bool = False
     """The source is open and being read right now."""
     viewers: int = 0
+    shared_pictures_encoded: int = 0
+    """Pictures the shared VP8 encoder encoded (once each, for all its viewers)."""
+    shared_keyframes: int = 0
