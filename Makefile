@@ -46,8 +46,11 @@ pytest: $(STAMP) browser
 
 test: lint typecheck pytest
 
+# The benchmarks: the machine's dispatch rate, then the whole pipeline against
+# the naive client (about 20 minutes; writes bench/results/). ARGS=--quick: 2 minutes.
 bench: $(STAMP)
 	$(BIN)/python bench/fsm.py
+	$(BIN)/python bench/pipeline.py $(ARGS)
 
 diagram: $(STAMP)
 	$(BIN)/intercom-fsm diagram

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +54,29 @@ def daemon_environment(info: SandboxInfo, token_file: Path, **overrides: str) ->
 
 class DaemonProcess:
     def __init__(
-        self, environ: Mapping[str, str], log_path: Path, argv: tuple[str, ...] = ("run",)
+        self,
+        environ: Mapping[str, str],
+        log_path: Path,
+        argv: tuple[str, ...] = ("run",),
+        command: Sequence[str] | None = None,
     ) -> None:
+        """``command`` replaces the whole command line (the benchmark runs the
+        daemon under its loop probe); ``argv`` is ignored then."""
         self.environ = dict(environ)
         self.log_path = log_path
         self.argv = list(argv)
+        self.command = (
+            list(command)
+            if command is not None
+            else [sys.executable, "-c", LAUNCH.format(argv=self.argv)]
+        )
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
     def start(self) -> DaemonProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH.format(argv=self.argv)],
+            self.command,
             cwd=ROOT,
             env=self.environ,
             stdin=subprocess.DEVNULL,

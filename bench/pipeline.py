@@ -1,0 +1,353 @@
+"""The whole pipeline, camera to viewer, measured against the naive client and
+the encoder's own cost, in one run.
+
+    python bench/pipeline.py --quick     # about 1.5 minutes: the key case only
+    python bench/pipeline.py             # everything; writes bench/results/
+
+A synthetic IP camera (``bench/mjpeg_source.py``) stamps its capture time
+into every picture and serves MJPEG over HTTP on loopback. The client under
+test (the daemon, or ``bench/naive_client.py``) streams it through the
+sandbox backend to aiortc viewers (``bench/stamp_viewer.py``) that read the
+stamp back from each decoded frame. Figures: fps achieved, glass-to-glass
+latency, offer to first frame, client CPU per streamed frame and peak RSS
+(psutil), the encoder floor (``bench/floor.py``), recovery after a socket
+drop and after a restart, event-loop lag (``bench/loop_probe.py``), the
+machine's dispatch rate (``bench/fsm.py``) and ``intercom-fsm --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: bench/ is sys.path[0], not the root
+    sys.path.insert(0, str(ROOT))
+
+from bench import fsm, marker_jitter, report  # noqa: E402
+from bench.clients import DaemonClient, NaiveClient  # noqa: E402
+from bench.floor import encoder_floor, fetch_jpegs  # noqa: E402
+from bench.mjpeg_source import MjpegSourceProcess  # noqa: E402
+from bench.report import Target, fmt, judge  # noqa: E402
+from bench.runs import (  # noqa: E402
+    Case,
+    RecoveryResult,
+    RunResult,
+    percentile,
+    run_case,
+    run_recovery,
+)
+from intercom_fsm.sandbox.process import SandboxProcess  # noqa: E402
+
+KEY_CASE = Case(640, 480, 15, 3)
+MATRIX = (
+    Case(320, 240, 5, 1),
+    Case(320, 240, 5, 3),
+    Case(640, 480, 15, 1),
+    KEY_CASE,
+    Case(1280, 720, 30, 1),
+    Case(1280, 720, 30, 3),
+)
+RESULTS = ROOT / "bench" / "results"
+
+
+def help_seconds(repeats: int = 7) -> float:
+    """Median wall time of ``intercom-fsm --help``, interpreter start included."""
+    script = Path(sys.executable).with_name("intercom-fsm")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "intercom_fsm"]
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([*command, "--help"], capture_output=True, check=True, timeout=30)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def dispatch_rates(events: int) -> tuple[float, float]:
+    sequence = fsm.record_sequence(events)
+    ours = statistics.median(fsm.replay(sequence) for _ in range(3))
+    floor = statistics.median(fsm.trivial_floor(events) for _ in range(3))
+    return ours, floor
+
+
+def floors_for(cases: tuple[Case, ...]) -> dict[tuple[str, int], float]:
+    """Encoder floor in ms per streamed frame, per size and viewer count."""
+    floors: dict[tuple[str, int], float] = {}
+    for width, height, fps in dict.fromkeys((c.width, c.height, c.fps) for c in cases):
+        with MjpegSourceProcess(width, height, fps) as source:
+            pictures = fetch_jpegs(source.url, max(10, int(fps * 2)))
+        for viewers in sorted({c.viewers for c in cases if (c.width, c.height) == (width, height)}):
+            floors[(f"{width}x{height}", viewers)] = 1000 * encoder_floor(
+                pictures, width, height, fps, viewers
+            )
+    return floors
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def measure(args: argparse.Namespace, workdir: Path) -> str:
+    quick: bool = args.quick
+    cases = (KEY_CASE,) if quick else MATRIX
+    window = 10.0 if quick else args.window
+    say("timing intercom-fsm --help, the machine's dispatch rate, the encoder floor ...")
+    help_s = help_seconds()
+    ours_rate, floor_rate = dispatch_rates(20_000 if quick else 100_000)
+    floors = floors_for(cases)
+
+    with SandboxProcess(auto_approve=True, device_interval=1) as sandbox:
+        daemon = DaemonClient(sandbox.info, workdir)
+        naive = NaiveClient(sandbox.info, workdir)
+        daemon.sign_in()
+        runs: list[RunResult] = []
+        key_runs: dict[str, RunResult] = {}
+        for case in cases:
+            for client in (daemon, naive):
+                # Quick: one run per client, under the lag probe (it costs about
+                # 0.1 ms of CPU per frame here). Full: CPU runs without it.
+                lag_file = workdir / f"lag-{client.name}-{case.label}.txt" if quick else None
+                say(f"{case.label}: {client.name} for {window:g} s ...")
+                run = await run_case(
+                    sandbox, client.with_lag_probe(lag_file), case, window, lag_file=lag_file
+                )
+                runs.append(run)
+                if case == KEY_CASE:
+                    key_runs[client.name] = run
+        latency_runs = dict(key_runs)
+        if not quick:
+            for client in (daemon, naive):
+                lag_file = workdir / f"lag-{client.name}-soak.txt"
+                say(f"latency over {args.soak:g} s, {KEY_CASE.label}: {client.name} ...")
+                latency_runs[client.name] = await run_case(
+                    sandbox, client.with_lag_probe(lag_file), KEY_CASE, args.soak, lag_file=lag_file
+                )
+        pressure: list[tuple[RunResult, RunResult]] = []
+        if not quick:
+            calm_case = Case(640, 480, 15, 1)
+            for client in (daemon, naive):
+                client.with_lag_probe(None)
+                calm = next(r for r in runs if r.case == calm_case and r.client == client.name)
+                say(f"{calm_case.label} beside a busy core: {client.name} ...")
+                loaded = await run_case(sandbox, client, calm_case, window, busy_processes=1)
+                pressure.append((calm, loaded))
+        recoveries: list[RecoveryResult] = []
+        for client, drops, starts in (
+            (daemon, 2 if quick else 5, 1 if quick else 3),
+            (naive, 1 if quick else 2, 1),
+        ):
+            client.with_lag_probe(None)
+            say(f"recovery: {client.name} ...")
+            recoveries.append(
+                await run_recovery(sandbox, client, Case(640, 480, 15, 1), drops, starts, within=20)
+            )
+
+    targets = build_targets(
+        key_runs, latency_runs, floors, recoveries, help_s, ours_rate, floor_rate
+    )
+    text = compose(
+        args, targets, runs, floors, latency_runs, pressure, recoveries, ours_rate, floor_rate
+    )
+    if not quick:
+        write_results(text, runs, floors, latency_runs)
+    return text
+
+
+def build_targets(
+    key_runs: dict[str, RunResult],
+    latency_runs: dict[str, RunResult],
+    floors: dict[tuple[str, int], float],
+    recoveries: list[RecoveryResult],
+    help_s: float,
+    ours_rate: float,
+    floor_rate: float,
+) -> list[Target]:
+    ours, naive = key_runs.get("intercom-fsm"), key_runs.get("naive")
+    ours_lat, naive_lat = latency_runs.get("intercom-fsm"), latency_runs.get("naive")
+    floor = floors.get((f"{KEY_CASE.width}x{KEY_CASE.height}", KEY_CASE.viewers))
+
+    def fps(run: RunResult | None) -> float | None:
+        return None if run is None or run.failure else 100 * run.achieved_fps_ratio
+
+    def p95(run: RunResult | None) -> float | None:
+        return None if run is None else percentile(run.latencies_ms, 0.95)
+
+    def first_ms(run: RunResult | None) -> float | None:
+        return None if run is None or not run.first_frame_s else 1000 * max(run.first_frame_s)
+
+    def lag(run: RunResult | None, fraction: float) -> float | None:
+        return (
+            None if run is None or not run.lag_s else 1000 * (percentile(run.lag_s, fraction) or 0)
+        )
+
+    def worst(values: list[float | None]) -> float | None:
+        if not values:
+            return None
+        return None if any(v is None for v in values) else max(v for v in values if v is not None)
+
+    by_client = {r.client: r for r in recoveries}
+    drop = {name: worst(r.socket_drop_s) for name, r in by_client.items()}
+    start = {name: worst(r.cold_start_s) for name, r in by_client.items()}
+    ours_cpu = ours.cpu_per_frame_ms if ours else None
+    naive_cpu = naive.cpu_per_frame_ms if naive else None
+    ratio = report.overhead(ours, floor)
+    growth = report.latency_growth_ms(ours_lat)
+    lag99 = lag(ours_lat, 0.99)
+    return [
+        Target(
+            f"fps achieved, {KEY_CASE.label}",
+            ">= 99 %",
+            fmt(fps(ours), " %", 1),
+            fmt(fps(naive), " %", 1),
+            judge(fps(ours), lambda v: v >= 99),
+        ),
+        Target(
+            f"latency p95, {KEY_CASE.label}",
+            "<= 120 ms",
+            fmt(p95(ours_lat), " ms"),
+            fmt(p95(naive_lat), " ms"),
+            judge(p95(ours_lat), lambda v: v <= 120),
+        ),
+        Target(
+            "latency p95 growth, last third − first third of the run",
+            "none (<= 20 ms)",
+            fmt(growth, " ms"),
+            fmt(report.latency_growth_ms(naive_lat), " ms"),
+            judge(growth, lambda v: v <= 20),
+        ),
+        Target(
+            f"CPU per frame / encoder floor ({fmt(floor, ' ms', 2)}), {KEY_CASE.label}",
+            "<= 1.3×",
+            fmt(ratio, "×", 2),
+            fmt(report.overhead(naive, floor), "×", 2),
+            judge(ratio, lambda v: v <= 1.3),
+        ),
+        Target(
+            f"CPU per frame, {KEY_CASE.label}",
+            "< naive",
+            fmt(ours_cpu, " ms", 2),
+            fmt(naive_cpu, " ms", 2),
+            None if ours_cpu is None or naive_cpu is None else ours_cpu < naive_cpu,
+        ),
+        Target(
+            "offer → first frame (worst viewer)",
+            "<= 500 ms",
+            fmt(first_ms(ours), " ms"),
+            fmt(first_ms(naive), " ms"),
+            judge(first_ms(ours), lambda v: v <= 500),
+        ),
+        Target(
+            "socket drop → first frame (worst drop)",
+            "<= 2 s",
+            fmt(drop.get("intercom-fsm"), " s", 2),
+            fmt(drop.get("naive"), " s", 2),
+            judge(drop.get("intercom-fsm"), lambda v: v <= 2),
+        ),
+        Target(
+            "process start → first frame (stored tokens; naive signs in)",
+            "—",
+            fmt(start.get("intercom-fsm"), " s", 2),
+            fmt(start.get("naive"), " s", 2),
+            None,
+        ),
+        Target(
+            f"event-loop lag p99 / max, {KEY_CASE.label}",
+            "p99 <= 10 ms",
+            f"{fmt(lag99, ' ms', 1)} / {fmt(lag(ours_lat, 1.0), ' ms', 1)}",
+            f"{fmt(lag(naive_lat, 0.99), ' ms', 1)} / {fmt(lag(naive_lat, 1.0), ' ms', 1)}",
+            judge(lag99, lambda v: v <= 10),
+        ),
+        Target("`intercom-fsm --help`", "< 300 ms", fmt(1000 * help_s, " ms"), "—", help_s < 0.3),
+        Target(
+            "machine dispatch (trivial `transitions` Machine beside)",
+            "within 2× of it",
+            f"{ours_rate:,.0f} ev/s",
+            f"{floor_rate:,.0f} ev/s (trivial)",
+            floor_rate / ours_rate <= 2,
+        ),
+    ]
+
+
+def compose(
+    args: argparse.Namespace,
+    targets: list[Target],
+    runs: list[RunResult],
+    floors: dict[tuple[str, int], float],
+    latency_runs: dict[str, RunResult],
+    pressure: list[tuple[RunResult, RunResult]],
+    recoveries: list[RecoveryResult],
+    ours_rate: float,
+    floor_rate: float,
+) -> str:
+    mode = (
+        "quick (key case only, lag probe on)"
+        if args.quick
+        else f"full ({args.window:g} s windows, {args.soak:g} s latency runs)"
+    )
+    parts = [
+        f"# Pipeline bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {mode}\n",
+        "## Targets\n",
+        report.targets_table(targets),
+        "## Every case\n",
+        "CPU per frame: the client process's CPU seconds over the frames all viewers decoded."
+        " Floor: decode + I420 + VP8 encode per viewer, tight loop, no network.\n",
+        report.matrix_table(runs, floors),
+    ]
+    if not args.quick:
+        soak = [latency_runs[name] for name in ("intercom-fsm", "naive") if name in latency_runs]
+        parts += ["## Latency over the long run\n", report.matrix_table(soak, floors)]
+    if pressure:
+        parts += [
+            "## Under CPU pressure (a busy loop on one core)\n",
+            report.pressure_table(pressure),
+        ]
+    parts += ["## Recovery\n", report.recovery_table(recoveries)]
+    return "\n".join(parts)
+
+
+def write_results(
+    text: str,
+    runs: list[RunResult],
+    floors: dict[tuple[str, int], float],
+    latency_runs: dict[str, RunResult],
+) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "pipeline.md").write_text(text)
+    report.plot_cpu_per_frame(runs, floors, RESULTS / "cpu-per-frame.png")
+    report.plot_latency_timeline(
+        list(latency_runs.values()), RESULTS / "latency.png", f"latency, {KEY_CASE.label}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the key case only, under 2 minutes")
+    parser.add_argument("--window", type=float, default=15.0, help="seconds measured per case")
+    parser.add_argument("--soak", type=float, default=300.0, help="seconds of the latency runs")
+    parser.add_argument("--keep", action="store_true", help="keep the logs' directory")
+    args = parser.parse_args()
+    marker_jitter.install()
+    workdir = Path(tempfile.mkdtemp(prefix="intercom-bench-"))
+    started = time.monotonic()
+    try:
+        text = asyncio.run(measure(args, workdir))
+    finally:
+        if args.keep:
+            say(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    say(text)
+    say(f"bench took {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
