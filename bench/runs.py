@@ -26,6 +26,8 @@ from intercom_fsm.sandbox.process import SandboxProcess
 
 FIRST_FRAME_TIMEOUT = 20.0
 SETTLE_SECONDS = 3.0
+ISOLATED_DROP_SPACING = 32.0
+"""Longer than the daemon's backoff reset period (30 s of a working link)."""
 
 
 @dataclass(frozen=True)
@@ -220,8 +222,11 @@ async def run_recovery(
             try:
                 if await viewer.wait_for_frame(0.0, FIRST_FRAME_TIMEOUT) is None:
                     raise BenchError(f"{client.name}: no first frame before the drops")
-                for _ in range(drops):
-                    await asyncio.sleep(2.0)
+                for index in range(drops):
+                    # Each drop isolated, as the target means it: the daemon's
+                    # backoff grows for a link that keeps failing and starts
+                    # from its base again once the link has held for 30 s.
+                    await asyncio.sleep(2.0 if index == 0 else ISOLATED_DROP_SPACING)
                     offers = len(viewer.offers)
                     dropped = time.monotonic()
                     await asyncio.to_thread(sandbox.control.close_device_socket, device_code, 1011)
