@@ -145,6 +145,11 @@ async def test_a_loss_report_brings_a_keyframe(device: Device) -> None:
     await eventually(
         lambda: device.camera.stats.shared_keyframes > keyframes, 5, "a keyframe after the PLI"
     )
+    assert device.camera.stats.shared_keyframes > keyframes
+    # The viewer goes on decoding after the keyframe.
+    decoded = len(viewer.frames)
+    await eventually(lambda: len(viewer.frames) >= decoded + 5, 5, "frames after the PLI")
+    assert len(viewer.frames) >= decoded + 5
 
 
 @pytest.mark.asyncio
@@ -235,6 +240,10 @@ async def test_encoder_stops_when_its_last_viewer_leaves() -> None:
     hub.bind(asyncio.get_running_loop())
     encoder = SharedVp8Encoder(hub, 320, 240, FPS, 200_000)
     queue = encoder.subscribe()
+    task = encoder._task
+    assert task is not None and not task.done()
     encoder.unsubscribe(queue)
-    await eventually(lambda: encoder._task is not None and encoder._task.done(), 2, "stopped")
+    await eventually(task.done, 2, "the encoder task ended")
+    assert task.done() and not task.cancelled()  # it ended by itself, nobody cancelled it
+    assert await queue.get() is None  # the viewer's queue is closed
     await encoder.close()
