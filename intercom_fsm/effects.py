@@ -79,9 +79,13 @@ class DiscardTokens:
 
 @attrs.frozen
 class ReportProblem:
-    """Something the operator must know about that is not a state change."""
+    """Something the operator must know about that is not a state change.
+    ``kind`` groups repeats of the same problem (``invalid_message``,
+    ``offer_refused``, ...), so that a flood is logged as one line per kind
+    and interval, with a count."""
 
     message: str
+    kind: str = "problem"
 
 
 # --- Signaling ----------------------------------------------------------------

@@ -145,11 +145,36 @@ class RefreshRejected:
 @attrs.frozen
 class AuthTransientError:
     """Network error, timeout, 5xx, 429 or a body that does not parse: retry
-    after backoff, keep everything."""
+    after backoff, keep everything. ``timed_out`` marks a connection that got
+    no answer in time: while polling, RFC 8628 section 3.5 asks the client to
+    poll less often rather than to retry at once."""
 
     operation: AuthOperation
     reason: str
     retry_after: float | None = None
+    timed_out: bool = False
+
+
+@attrs.frozen
+class DeviceFlowFailed:
+    """The token endpoint ended the flow with an error RFC 8628 section 3.5
+    does not let the client poll past (``invalid_grant``, ``invalid_request``,
+    a 4xx without an OAuth body, a token answer missing ``refresh_token`` or
+    ``expires_in``): this device code is dead, a new flow follows a backoff."""
+
+    error: str
+    description: str | None = None
+
+
+@attrs.frozen
+class ClientRejected:
+    """``invalid_client`` or ``unauthorized_client`` from any endpoint: the
+    client's configuration (id, secret, allowed grant types) is wrong. Nothing
+    the device retries soon will fix it; the grant, if any, is kept."""
+
+    operation: AuthOperation
+    error: str
+    description: str | None = None
 
 
 # --- Token store ------------------------------------------------------------
@@ -314,6 +339,8 @@ Event = (
     | TokensRefreshed
     | RefreshRejected
     | AuthTransientError
+    | DeviceFlowFailed
+    | ClientRejected
     | TokenStoreFailed
     | SocketOpened
     | SocketRejected

@@ -11,7 +11,9 @@ from intercom_fsm.events import IceCandidate, PeerId, SessionId, StoredTokens
 
 
 class AuthPort(Protocol):
-    async def request_device_code(self) -> ev.DeviceCodeIssued | ev.AuthTransientError: ...
+    async def request_device_code(
+        self,
+    ) -> ev.DeviceCodeIssued | ev.ClientRejected | ev.AuthTransientError: ...
 
     async def poll_token(
         self, device_code: str
@@ -21,12 +23,14 @@ class AuthPort(Protocol):
         | ev.SlowDown
         | ev.AccessDenied
         | ev.DeviceCodeExpired
+        | ev.DeviceFlowFailed
+        | ev.ClientRejected
         | ev.AuthTransientError
     ): ...
 
     async def refresh(
         self, refresh_token: str
-    ) -> ev.TokensRefreshed | ev.RefreshRejected | ev.AuthTransientError: ...
+    ) -> ev.TokensRefreshed | ev.RefreshRejected | ev.ClientRejected | ev.AuthTransientError: ...
 
 
 class TokenStorePort(Protocol):
