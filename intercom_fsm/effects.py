@@ -8,7 +8,7 @@ out with adapters of its own.
 Resources come in pairs so that nothing leaks: every :class:`OpenSocket` is
 followed by exactly one :class:`CloseSocket`, every :class:`CreatePeer` by
 exactly one :class:`ClosePeer`, every :class:`OpenCamera` by exactly one
-:class:`CloseCamera`, even when the far side closed first. Adapters make the
+:class:`CloseCamera` (and likewise the microphone and the speaker), even when the far side closed first. Adapters make the
 close idempotent and release everything in it.
 """
 
@@ -154,6 +154,29 @@ class CloseCamera:
     """The last viewer left: stop capturing and release the device."""
 
 
+# --- Audio devices ------------------------------------------------------------
+
+
+@attrs.frozen
+class OpenMicrophone:
+    """Start capturing the door's microphone, shared by every listening viewer."""
+
+
+@attrs.frozen
+class CloseMicrophone:
+    """Stop capturing and release the capture device."""
+
+
+@attrs.frozen
+class OpenSpeaker:
+    """Open the door's speaker for the viewers' voices (mixed)."""
+
+
+@attrs.frozen
+class CloseSpeaker:
+    """Stop playing and release the playback device."""
+
+
 # --- Timers -------------------------------------------------------------------
 
 
@@ -204,6 +227,10 @@ Effect = (
     | ClosePeer
     | OpenCamera
     | CloseCamera
+    | OpenMicrophone
+    | CloseMicrophone
+    | OpenSpeaker
+    | CloseSpeaker
     | ScheduleTimer
     | CancelTimer
 )

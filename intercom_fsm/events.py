@@ -297,6 +297,41 @@ class CameraRecovered:
     pass
 
 
+# --- Audio devices (protocol.md section 3.2) ------------------------------------
+# Like the camera, each device is opened once and shared by every viewer; the
+# adapter retries a device that went away and says when it is back.
+
+
+@attrs.frozen
+class MicrophoneOpened:
+    description: str = ""
+
+
+@attrs.frozen
+class MicrophoneFailed:
+    reason: str
+
+
+@attrs.frozen
+class MicrophoneRecovered:
+    pass
+
+
+@attrs.frozen
+class SpeakerOpened:
+    description: str = ""
+
+
+@attrs.frozen
+class SpeakerFailed:
+    reason: str
+
+
+@attrs.frozen
+class SpeakerRecovered:
+    pass
+
+
 # --- Timers (scheduled by the machine's ScheduleTimer effect) -----------------
 
 
@@ -358,6 +393,12 @@ Event = (
     | CameraOpened
     | CameraFailed
     | CameraRecovered
+    | MicrophoneOpened
+    | MicrophoneFailed
+    | MicrophoneRecovered
+    | SpeakerOpened
+    | SpeakerFailed
+    | SpeakerRecovered
     | PollDue
     | BackoffElapsed
     | AccessTokenExpiring

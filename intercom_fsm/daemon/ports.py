@@ -67,5 +67,19 @@ class CameraPort(Protocol):
     async def close(self) -> None: ...
 
 
+class AudioPort(Protocol):
+    """The door's microphone and speaker. Opening returns at once; the device
+    reports MicrophoneOpened / MicrophoneFailed / MicrophoneRecovered (and the
+    Speaker* events) as it comes and goes."""
+
+    async def open_microphone(self) -> None: ...
+
+    async def close_microphone(self) -> None: ...
+
+    async def open_speaker(self) -> None: ...
+
+    async def close_speaker(self) -> None: ...
+
+
 class UserPromptPort(Protocol):
     def __call__(self, effect: ShowUserCode) -> None: ...
