@@ -8,8 +8,9 @@ out with adapters of its own.
 Resources come in pairs so that nothing leaks: every :class:`OpenSocket` is
 followed by exactly one :class:`CloseSocket`, every :class:`CreatePeer` by
 exactly one :class:`ClosePeer`, every :class:`OpenCamera` by exactly one
-:class:`CloseCamera` (and likewise the microphone and the speaker), even when the far side closed first. Adapters make the
-close idempotent and release everything in it.
+:class:`CloseCamera` (and likewise the microphone and the speaker), even when
+the far side closed first. Adapters make the close idempotent and release
+everything in it.
 """
 
 from __future__ import annotations
