@@ -30,7 +30,6 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-from intercom_fsm.config import IceServer
 from intercom_fsm.events import (
     AnswerReady,
     Event,
@@ -42,6 +41,7 @@ from intercom_fsm.events import (
     PeerId,
     SessionId,
 )
+from intercom_fsm.redact import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ CODEC_MIME = {"vp8": "video/VP8", "h264": "video/H264"}
 CHEAPEST_FIRST = ("vp8", "h264")
 """VP8 costs about half of H.264's CPU per frame in aiortc (field notes), so
 ``auto`` prefers it whenever the viewer offers it."""
+
+
+class UnusableOffer(ValueError):
+    """An offer aiortc accepted but this device cannot answer; the text says why."""
 
 
 class TrackSource(Protocol):
@@ -66,11 +70,30 @@ class SharedEncodingTrack(Protocol):
 
 
 @attrs.frozen
+class IceServer:
+    """One RTCIceServer entry."""
+
+    urls: tuple[str, ...]
+    username: str | None = attrs.field(default=None, repr=False)
+    credential: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
 class PeerSettings:
     ice_servers: tuple[IceServer, ...] = ()
     codec: str = "auto"
     """``auto``, ``vp8`` or ``h264``: the codec put first in the answer when the
     offer has it."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The TURN credentials, which no log line may carry."""
+        return tuple(
+            value
+            for server in self.ice_servers
+            for value in (server.username, server.credential)
+            if value
+        )
 
 
 @attrs.define
@@ -107,7 +130,7 @@ class PeerConnections:
         except Exception as error:  # aiortc raises many kinds on a bad offer
             if not entry.closing:
                 self._emit(
-                    PeerFailed(session, peer, f"offer could not be applied: {_error_text(error)}")
+                    PeerFailed(session, peer, f"offer could not be applied: {self._text(error)}")
                 )
 
     async def add_candidate(
@@ -122,7 +145,7 @@ class PeerConnections:
             await entry.connection.addIceCandidate(_to_aiortc(candidate))
         except Exception as error:
             logger.warning(
-                "viewer %r: remote ICE candidate refused: %s", session, _error_text(error)
+                "viewer %r: remote ICE candidate refused: %s", session, self._text(error)
             )
 
     async def close(self, peer: PeerId) -> None:
@@ -143,7 +166,7 @@ class PeerConnections:
         await connection.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         video = [t for t in connection.getTransceivers() if t.kind == "video"]
         if not video:
-            raise ValueError("the offer has no video section")
+            raise UnusableOffer("the offer has no video section")
         entry.track = self._source.track_for_viewer()
         sender = connection.addTrack(entry.track)
         video[0].setCodecPreferences(self._codec_order())
@@ -178,6 +201,11 @@ class PeerConnections:
             self._emit(PeerFailed(entry.session, entry.peer, "ICE or DTLS failed"))
         elif state == "closed":
             self._emit(PeerClosed(entry.session, entry.peer))
+
+    def _text(self, error: BaseException) -> str:
+        if isinstance(error, UnusableOffer):
+            return str(error)
+        return one_line(error, self._settings.secrets)
 
     def _configuration(self) -> RTCConfiguration:
         # An explicit (possibly empty) list: aiortc's default asks a public
@@ -249,13 +277,6 @@ def local_candidates(sdp: str) -> list[IceCandidate]:
         elif line.startswith("a=candidate:") and index >= 0:
             found.append(IceCandidate(line[2:].strip(), sdp_mid=mid, sdp_mline_index=index))
     return found
-
-
-def _error_text(error: BaseException) -> str:
-    """One short line about an error; aiortc raises some (a bad SDP line, a
-    bad candidate) with an empty message, so the type names it then."""
-    text = " ".join(str(error).split())[:200]
-    return text or f"{type(error).__name__} (no detail)"
 
 
 def _to_aiortc(candidate: IceCandidate | None) -> Any:
