@@ -33,7 +33,6 @@ from intercom_fsm.daemon.ports import (
 from intercom_fsm.daemon.timers import Timers
 from intercom_fsm.machine.lifecycle import LifecycleMachine
 from intercom_fsm.redact import RedactingFilter
-from intercom_fsm.states import State
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +121,10 @@ class Runtime:
             case fx.AddRemoteCandidate(session=session, peer=peer, candidate=candidate):
                 self._spawn(a.peers.add_candidate(session, peer, candidate))
             case fx.ClosePeer(session=session, peer=peer, reason=reason):
-                # The only place a session's end (a refused offer, a failed
-                # ICE check, a setup timeout) is told with its cause.
+                # Where a session's end (a hangup, a failed ICE check, an
+                # offer that could not be applied, a setup timeout) is told
+                # with its cause. A refused offer never got a peer: the
+                # machine reports it as a problem instead.
                 logger.info("viewer %r: closing its peer: %s", session, reason)
                 self._spawn(a.peers.close(peer))
             case fx.OpenCamera():
@@ -190,7 +191,3 @@ class Runtime:
         await self.adapters.signaling.close("shutdown")
         await self.adapters.camera.close()
         self.timers.cancel_all()
-
-    @property
-    def state(self) -> State:
-        return self.machine.state
