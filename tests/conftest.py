@@ -12,8 +12,9 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 
-FAST_FOLDERS = frozenset({"config", "docs", "machine", "property", "unit"})
-"""No process, no server, no socket: the machine, the settings, the README."""
+FAST_FOLDERS = frozenset({"config", "daemon", "docs", "machine", "property", "unit"})
+"""No process, no server, no socket: the machine, the runtime with in-process
+adapters, the settings, the README."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
