@@ -93,6 +93,15 @@ def operations_from_config(
     return OperationsSettings.from_health(config.health, environ)
 
 
+def config_secrets(config: Config) -> tuple[str | None, ...]:
+    """What no log line may carry from the configuration: the client secret
+    and the TURN servers' usernames and credentials."""
+    turn = (
+        value for entry in config.webrtc.ice_servers for value in (entry.username, entry.credential)
+    )
+    return (config.oauth.client_secret, *turn)
+
+
 def machine_settings(config: Config) -> MachineSettings:
     return MachineSettings(
         backoff=BackoffPolicy(base=config.backoff.base_seconds, cap=config.backoff.cap_seconds),
@@ -155,7 +164,7 @@ async def run_daemon(
     from intercom_fsm.adapters.signaling import SignalingClient
 
     apply_bitrate(config.video.bitrate)
-    secrets.add(config.oauth.client_secret)
+    secrets.add(*config_secrets(config))
     inbox = Inbox()
     store = TokenStore(config.token_file)
     async with aiohttp.ClientSession() as session:
@@ -233,7 +242,7 @@ class _NoCamera:
 
 async def login_only(config: Config, secrets: RedactingFilter) -> int:
     """Run the device flow (or a refresh) until a usable grant is stored."""
-    secrets.add(config.oauth.client_secret)
+    secrets.add(*config_secrets(config))
     inbox = Inbox()
     store = TokenStore(config.token_file)
     async with aiohttp.ClientSession() as session:

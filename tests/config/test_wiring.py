@@ -11,6 +11,7 @@ from intercom_fsm.config import HealthAddress, load_config
 from intercom_fsm.daemon.app import (
     auth_settings,
     camera_settings,
+    config_secrets,
     operations_from_config,
     peer_settings,
     signaling_settings,
@@ -73,3 +74,12 @@ def test_signaling_camera_and_operations_settings() -> None:
     assert operations.health_address == HealthAddress("127.0.0.1", 9108)
     assert operations.stuck_seconds == 60
     assert operations.notify_socket == "/run/notify"
+
+
+def test_turn_credentials_are_secrets_like_the_client_secret() -> None:
+    turn = {"urls": "turn:t.example.com", "username": "turn-user", "credential": TURN_CREDENTIAL}
+    config = load_config(
+        {**BASE, "OAUTH_CLIENT_SECRET": SECRET, "ICE_SERVERS": json.dumps([turn])},
+        oauth_file=None,
+    )
+    assert set(config_secrets(config)) == {SECRET, "turn-user", TURN_CREDENTIAL}

@@ -22,9 +22,9 @@ from intercom_fsm.adapters.camera.encoding import (
     default_bitrate,
 )
 from intercom_fsm.adapters.camera.hub import FrameHub
-from intercom_fsm.adapters.peer import PeerConnections, PeerSettings, negotiated_video_codec
+from intercom_fsm.adapters.peer import PeerConnections, negotiated_video_codec
 from tests.camera.conftest import EventRecorder, eventually
-from tests.loopback import restrict_ice_to_loopback
+from tests.loopback import LOOPBACK_PEERS, restrict_ice_to_loopback
 
 restrict_ice_to_loopback()
 
@@ -72,7 +72,7 @@ class Device:
     def __init__(self, settings: CameraSettings) -> None:
         self.recorder = EventRecorder()
         self.camera = Camera(settings, self.recorder)
-        self.peers = PeerConnections(PeerSettings(), self.camera, self.recorder)
+        self.peers = PeerConnections(LOOPBACK_PEERS, self.camera, self.recorder)
         self.viewers: list[Viewer] = []
 
     async def connect(self, viewer: Viewer) -> None:
