@@ -22,9 +22,7 @@ if TYPE_CHECKING:
     from intercom_fsm.config import Config
     from intercom_fsm.redact import RedactingFilter
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from intercom_fsm.daemon.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -157,7 +155,7 @@ def _run(args: argparse.Namespace, _rest: Sequence[str]) -> int:
 
 
 def _login(args: argparse.Namespace, _rest: Sequence[str]) -> int:
-    from intercom_fsm.daemon.app import login_only
+    from intercom_fsm.daemon.login import login_only
 
     config = _load_config(args)
     secrets = _start_logging(config)
