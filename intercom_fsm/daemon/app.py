@@ -129,7 +129,9 @@ async def load_tokens(store: TokenStore) -> ev.StoredTokens | None:
     if loaded.tightened:
         logger.warning("token file permissions were too open; tightened to 0600")
     if loaded.problem:
+        # The words are the behaviour: no token of a file with a problem is used.
         logger.error("stored tokens not usable, starting a new device flow: %s", loaded.problem)
+        return None
     return loaded.tokens
 
 
