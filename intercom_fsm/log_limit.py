@@ -23,17 +23,19 @@ import attrs
 
 DEFAULT_INTERVAL = 10.0
 MAX_KINDS = 128
-KIND_WORDS = 5
+MAX_KIND_CHARS = 120
 
-_KIND_END = re.compile(r"[:'\"(\[0-9]")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def kind_of(message: str) -> str:
-    """A kind for a message that names none: its first words, up to the first
-    quote, colon, bracket or digit (which is where the variable part, such as
-    a session name or a count, usually starts)."""
-    head = _KIND_END.split(message, maxsplit=1)[0]
-    return " ".join(head.split()[:KIND_WORDS]) or "problem"
+    """A kind for a message that names none: the message with what varies
+    from one repeat to the next (quoted names such as a session or a message
+    type, numbers) left out, so a flood of the same problem is one kind and
+    two different problems are two."""
+    kind = _NUMBER.sub("#", _QUOTED.sub("'…'", message))
+    return " ".join(kind.split())[:MAX_KIND_CHARS] or "problem"
 
 
 @attrs.define
