@@ -233,10 +233,12 @@ async def test_metrics_after_a_run_to_streaming(
 async def test_reconnects_count_sockets_after_the_first(
     http: aiohttp.ClientSession, operations: Operations, machine: LifecycleMachine
 ) -> None:
-    walk_to_streaming(machine)
-    machine.handle(ev.SocketClosed(1006, "gone"))
-    machine.handle(ev.BackoffElapsed(machine.context.pending_timers[(Timer.BACKOFF, None)]))
-    walk_to_streaming(machine)
+    ledger = walk_to_streaming(machine)
+    closed = ev.SocketClosed(1006, "gone")
+    ledger.record(closed, machine.handle(closed))
+    elapsed = ev.BackoffElapsed(machine.context.pending_timers[(Timer.BACKOFF, None)])
+    ledger.record(elapsed, machine.handle(elapsed))
+    walk_to_streaming(machine, ledger)
     found = await metrics(http, operations)
     assert value(found["intercom_fsm_reconnects"], "intercom_fsm_reconnects_total") == 1
     assert value(found["intercom_fsm_unavailable_seconds"], "intercom_fsm_unavailable_seconds") == 0
