@@ -6,7 +6,9 @@ a network round trip (HTTP calls, creating a peer) run as tasks the runtime
 owns and feed their result back as events; quick ones (sending a frame,
 writing the token file, timers) are done in line, so their order holds.
 Nothing an adapter does can raise into the loop: a failure is logged and, where
-the machine must know, turned into an event.
+the machine must know, turned into an event. Problems the machine reports are
+logged at most once per kind and interval (:mod:`intercom_fsm.log_limit`): a
+flood of bad frames is one line with a count, not a full disk.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from intercom_fsm.daemon.ports import (
     UserPromptPort,
 )
 from intercom_fsm.daemon.timers import Timers
+from intercom_fsm.log_limit import LogLimiter, kind_of
 from intercom_fsm.machine.lifecycle import LifecycleMachine
-from intercom_fsm.redact import RedactingFilter
-from intercom_fsm.states import State
+from intercom_fsm.redact import RedactingFilter, one_line_text
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +63,10 @@ class Runtime:
         *,
         secrets: RedactingFilter | None = None,
         stop_when: Callable[[LifecycleMachine], bool] | None = None,
+        problems: LogLimiter | None = None,
     ) -> None:
+        """``problems`` logs the machine's ReportProblem effects (by default at
+        most one line per kind every 10 s)."""
         self.machine = machine
         self.inbox = inbox
         self.adapters = adapters
@@ -71,6 +76,7 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresh: asyncio.Task[None] | None = None
         self.store_failures = 0
+        self._problems = problems or LogLimiter(logger)
         machine.add_listener(log_transition)
 
     async def run(self, start: ev.Started) -> None:
@@ -87,7 +93,10 @@ class Runtime:
 
     async def step(self, event: ev.Event) -> None:
         for effect in self.machine.handle(event):
-            await self._carry_out(effect)
+            try:
+                await self._carry_out(effect)
+            except Exception:  # an adapter's bug must not end the daemon
+                logger.exception("carrying out %s failed", type(effect).__name__)
 
     async def _carry_out(self, effect: fx.Effect) -> None:
         a = self.adapters
@@ -103,11 +112,11 @@ class Runtime:
                 await self._store(tokens)
             case fx.DiscardTokens(reason=reason):
                 logger.warning("forgetting the stored tokens: %s", reason)
-                await asyncio.to_thread(a.tokens.clear)
+                await self._discard_tokens()
             case fx.ShowUserCode():
                 a.prompt(effect)
-            case fx.ReportProblem(message=message):
-                logger.warning("%s", message)
+            case fx.ReportProblem(message=message, kind=kind):
+                self._problems.log(kind if kind != "problem" else kind_of(message), "%s", message)
             case fx.OpenSocket(device_code=code, access_token=token):
                 self._secrets.add(code, token)
                 a.signaling.open(code, token)
@@ -122,8 +131,10 @@ class Runtime:
             case fx.AddRemoteCandidate(session=session, peer=peer, candidate=candidate):
                 self._spawn(a.peers.add_candidate(session, peer, candidate))
             case fx.ClosePeer(session=session, peer=peer, reason=reason):
-                # The only place a session's end (a refused offer, a failed
-                # ICE check, a setup timeout) is told with its cause.
+                # Where a session's end (a hangup, a failed ICE check, an
+                # offer that could not be applied, a setup timeout) is told
+                # with its cause. A refused offer never got a peer: the
+                # machine reports it as a problem instead.
                 logger.info("viewer %r: closing its peer: %s", session, reason)
                 self._spawn(a.peers.close(peer))
             case fx.OpenCamera():
@@ -141,7 +152,17 @@ class Runtime:
             await asyncio.to_thread(self.adapters.tokens.save, tokens)
         except Exception as error:  # disk full, read-only: keep running
             self.store_failures += 1
-            self.inbox.post(ev.TokenStoreFailed(str(error)))
+            self.inbox.post(ev.TokenStoreFailed(_store_problem(error)))
+
+    async def _discard_tokens(self) -> None:
+        """The file may not be removable (a read-only directory): the machine
+        is told, as for a failed save, and runs on; it has already forgotten
+        the grant itself."""
+        try:
+            await asyncio.to_thread(self.adapters.tokens.clear)
+        except Exception as error:
+            self.store_failures += 1
+            self.inbox.post(ev.TokenStoreFailed(_store_problem(error)))
 
     def _remember_secrets(self, tokens: ev.StoredTokens) -> None:
         self._secrets.add(tokens.access_token, tokens.refresh_token, tokens.device_code)
@@ -169,6 +190,19 @@ class Runtime:
             # The machine only sees "failed"; the operator needs the cause
             # (connection refused, HTTP 503, a timeout, HTML instead of JSON).
             logger.warning("%s (will retry after a backoff)", result.reason)
+        elif isinstance(result, ev.ClientRejected):
+            logger.error(
+                "the server rejects this client (%s%s): check OAUTH_CLIENT_ID and "
+                "OAUTH_CLIENT_SECRET",
+                result.error,
+                f": {result.description}" if result.description else "",
+            )
+        elif isinstance(result, ev.DeviceFlowFailed):
+            logger.warning(
+                "the server ended the device flow (%s%s)",
+                result.error,
+                f": {result.description}" if result.description else "",
+            )
         if posting and result is not None:
             self.inbox.post(result)
 
@@ -186,11 +220,22 @@ class Runtime:
             task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_BUDGET / 2)
-        await self.adapters.peers.close_all()
-        await self.adapters.signaling.close("shutdown")
-        await self.adapters.camera.close()
+        # Each release stands alone: a peer that fails to close must not keep
+        # the socket or the camera open.
+        a = self.adapters
+        for what, release in (
+            ("peers", a.peers.close_all),
+            ("signaling socket", lambda: a.signaling.close("shutdown")),
+            ("camera", a.camera.close),
+        ):
+            try:
+                await release()
+            except Exception:
+                logger.exception("shutdown: closing the %s failed", what)
         self.timers.cancel_all()
 
-    @property
-    def state(self) -> State:
-        return self.machine.state
+
+def _store_problem(error: Exception) -> str:
+    """The store's own words, as one line (the token store's name the file and
+    the OS problem, never a token)."""
+    return one_line_text(str(error)) or type(error).__name__
