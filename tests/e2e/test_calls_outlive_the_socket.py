@@ -151,3 +151,32 @@ async def test_frames_past_the_size_limit_or_not_utf8_cost_no_call(
         assert viewer.connection_state == "connected"
     finally:
         await viewer.close()
+
+
+async def test_a_held_call_ends_when_the_socket_stays_gone_past_the_grace_period(
+    token_file: Path, tmp_path: Path
+) -> None:
+    with SandboxProcess(device_interval=1, device_expires_in=120, test_controls=True) as sandbox:
+        environ = daemon_environment(
+            sandbox.info, token_file, SESSION_ORPHAN_SECONDS="3", BACKOFF_BASE_SECONDS="0.5"
+        )
+        daemon = DaemonProcess(environ, tmp_path / "daemon.log").start()
+        try:
+            device_code = approve_pending(sandbox, daemon)
+            daemon.wait_for_state("Negotiating")
+            viewer = await MediaViewer(sandbox.info, device_code).start()
+            try:
+                await viewer.wait_for_frames(10)
+                daemon.wait_for_state("Streaming")
+                lost = time.monotonic()
+                sandbox.stop()  # the backend is gone: no reconnect, no hangup
+                await wait_for(lambda: viewer.connection_state == "closed", 15, "the call to end")
+                ended = time.monotonic() - lost
+                assert 3 <= ended < 8, f"the held call ended {ended:.1f} s after the loss"
+                assert viewer.frames_between(lost, lost + 2.5) >= STEADY * FPS * 2.5
+                moves = [row[:3] for row in session_rows(daemon)]
+                assert ("Held", "Closed", "OrphanGraceElapsed") in moves
+            finally:
+                await viewer.close()
+        finally:
+            daemon.stop()
