@@ -432,8 +432,5 @@ Event = (
 
 TIMER_EVENTS: tuple[type[TimerEvent], ...] = TimerEvent.__args__
 
-VIEWER_SIGNALING_EVENTS = (OfferReceived, RemoteIceCandidate, HangupReceived)
-"""What the backend tells about one viewer session; it needs the socket."""
-
 PEER_EVENTS = (AnswerReady, LocalIceCandidate, PeerConnected, PeerFailed, PeerClosed)
 """What a viewer's peer connection tells; it needs no socket."""

@@ -72,3 +72,16 @@ def test_the_kinds_remembered_are_bounded_and_a_forgotten_count_is_told(
 )
 def test_a_kind_is_the_fixed_start_of_a_message(message: str, kind: str) -> None:
     assert kind_of(message) == kind
+
+
+def test_a_repeat_held_back_is_still_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(0.0)
+    limiter = LogLimiter(LOGGER, interval=10, clock=clock)
+    with caplog.at_level(logging.DEBUG, logger=LOGGER.name):
+        limiter.log("bad frame", "frame %d is bad", 1)
+        clock.advance(1)
+        assert not limiter.log("bad frame", "frame %d is bad", 2)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == LOGGER.name] == [
+        (logging.WARNING, "frame 1 is bad"),
+        (logging.DEBUG, "frame 2 is bad"),
+    ]
