@@ -4,8 +4,9 @@ aioice leaves 127.0.0.1 out of its host candidates (a real device must offer
 its real interfaces); here, with no network but loopback, the tests' peers
 gather 127.0.0.1 alone. The peer adapter drops a viewer's loopback candidates
 (a real viewer is never on the device's loopback): the tests' viewers are, so
-:data:`LOOPBACK_PEERS` and the daemon started after
-:func:`restrict_ice_to_loopback` accept them. Never used by the daemon itself.
+tests give their peer adapters :data:`LOOPBACK_PEERS`, and a daemon they start
+calls :func:`accept_loopback_viewers_in_the_daemon` first. Never used by the
+daemon itself.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ def loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 
 def restrict_ice_to_loopback() -> None:
     aioice.ice.get_host_addresses = loopback_host_addresses
-    _accept_loopback_viewers_in_the_daemon()
 
 
-def _accept_loopback_viewers_in_the_daemon() -> None:
+def accept_loopback_viewers_in_the_daemon() -> None:
+    """The daemon started in this process takes its viewers' loopback
+    candidates (it builds its peer settings from the configuration, which has
+    no such setting: a device never needs it)."""
     from intercom_fsm.daemon import app
 
     wired = app.peer_settings

@@ -280,6 +280,7 @@ def write_oauth_file(tmp_path: Path, document: object) -> Path:
     path = tmp_path / "intercom-api" / "oauth.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document))
+    path.chmod(0o600)
     return path
 
 
@@ -323,6 +324,7 @@ def test_file_secret_is_used_with_its_own_client_id(tmp_path: Path) -> None:
 def test_broken_oauth_file_is_named(tmp_path: Path, content: str, expected: str) -> None:
     path = tmp_path / "oauth.json"
     path.write_text(content)
+    path.chmod(0o600)
     environ = {**BASE}
     del environ["OAUTH_CLIENT_ID"]
     with pytest.raises(ConfigError) as caught:
