@@ -99,9 +99,8 @@ def _diagram(args: argparse.Namespace, _rest: Sequence[str]) -> int:
     if args.check:
         stale = [
             path
-            for source in diagram.DIAGRAMS
-            if not (path := args.output / f"{source.name}.mmd").exists()
-            or path.read_text() != diagram.mermaid(source)
+            for path, text in diagram.expected_files(args.output).items()
+            if not path.exists() or path.read_text() != text
         ]
         for path in stale:
             print(f"{path} differs from the machine: run 'intercom-fsm diagram'", file=sys.stderr)

@@ -96,6 +96,7 @@ class VideoSettings:
 class WebRtcSettings:
     ice_servers: tuple[IceServerEntry, ...]
     max_viewers: int
+    session_orphan_seconds: float
 
 
 @attrs.frozen
@@ -192,6 +193,8 @@ ENVIRONMENT_VARIABLES: tuple[Setting, ...] = (
       "STUN/TURN: JSON list of {urls, username, credential} or stun: URLs.", secret=True),
     S("MAX_VIEWERS", "webrtc.max_viewers", Integer(1, 32), "4",
       "Concurrent viewer sessions, 1..32."),
+    S("SESSION_ORPHAN_SECONDS", "webrtc.session_orphan_seconds", Number(0, 3600, True), "60",
+      "A call whose media flows outlives a lost signaling socket this long, 0..3600."),
     S("BACKOFF_BASE_SECONDS", "backoff.base_seconds", Number(0, 3600), "1",
       "First retry delay after a failure."),
     S("BACKOFF_CAP_SECONDS", "backoff.cap_seconds", Number(0, 86400), "60",

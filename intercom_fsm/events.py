@@ -13,62 +13,15 @@ anything that does not parse into :class:`InvalidMessage` or
 
 from __future__ import annotations
 
-import enum
-
 import attrs
 
-SessionId = str
-"""Names one viewer (protocol.md section 2). Messages without one belong to the
-default viewer, :data:`DEFAULT_SESSION`."""
-
-DEFAULT_SESSION: SessionId = ""
-
-PeerId = int
-"""A peer connection's serial number, given out by the machine. A new offer for
-a session replaces its peer; the serial tells a late event of the old peer from
-one of the new."""
-
-
-@attrs.frozen
-class TokenGrant:
-    """A token response (RFC 6749 section 5.1) as the auth adapter parsed it."""
-
-    access_token: str = attrs.field(repr=False)
-    refresh_token: str = attrs.field(repr=False)
-    expires_in: float
-    scope: str | None = None
-
-
-@attrs.frozen
-class StoredTokens:
-    """What the token store keeps (protocol.md section 1.4).
-
-    ``expires_at`` is absolute (seconds since the epoch, the injected clock's
-    scale) so it survives restarts. ``device_code`` names the device's stream
-    for as long as the grant lives.
-    """
-
-    access_token: str = attrs.field(repr=False)
-    refresh_token: str = attrs.field(repr=False)
-    expires_at: float
-    device_code: str = attrs.field(repr=False)
-
-
-@attrs.frozen
-class IceCandidate:
-    """One ICE candidate in the protocol's JSON shape. An empty ``candidate``
-    string is the end-of-candidates marker."""
-
-    candidate: str
-    sdp_mid: str | None = None
-    sdp_mline_index: int | None = None
-
-
-class AuthOperation(enum.Enum):
-    DEVICE_AUTHORIZATION = "device_authorization"
-    POLL = "poll"
-    REFRESH = "refresh"
-
+from intercom_fsm.values import DEFAULT_SESSION as DEFAULT_SESSION
+from intercom_fsm.values import AuthOperation as AuthOperation
+from intercom_fsm.values import IceCandidate as IceCandidate
+from intercom_fsm.values import PeerId as PeerId
+from intercom_fsm.values import SessionId as SessionId
+from intercom_fsm.values import StoredTokens as StoredTokens
+from intercom_fsm.values import TokenGrant as TokenGrant
 
 # --- Lifecycle ---------------------------------------------------------------
 
@@ -351,6 +304,21 @@ class AccessTokenExpiring:
 
 
 @attrs.frozen
+class FlowExpiryDue:
+    """The device code's ``expires_in`` has passed on the device's own clock."""
+
+    generation: int
+
+
+@attrs.frozen
+class OrphanGraceElapsed:
+    """The signaling socket has been gone for the grace period: calls that
+    kept their media through the outage end now (protocol.md 3.3)."""
+
+    generation: int
+
+
+@attrs.frozen
 class SessionSetupExpired:
     """A viewer's peer did not reach ``connected`` in time: reap it."""
 
@@ -359,7 +327,14 @@ class SessionSetupExpired:
     peer: PeerId
 
 
-TimerEvent = PollDue | BackoffElapsed | AccessTokenExpiring | SessionSetupExpired
+TimerEvent = (
+    PollDue
+    | BackoffElapsed
+    | AccessTokenExpiring
+    | FlowExpiryDue
+    | OrphanGraceElapsed
+    | SessionSetupExpired
+)
 
 Event = (
     Started
@@ -402,21 +377,13 @@ Event = (
     | PollDue
     | BackoffElapsed
     | AccessTokenExpiring
+    | FlowExpiryDue
+    | OrphanGraceElapsed
     | SessionSetupExpired
 )
 """Every event, as one union type."""
 
-EVENT_TYPES: tuple[type[Event], ...] = Event.__args__
+TIMER_EVENTS: tuple[type[TimerEvent], ...] = TimerEvent.__args__
 
-SESSION_EVENT_TYPES = (
-    OfferReceived,
-    RemoteIceCandidate,
-    HangupReceived,
-    AnswerReady,
-    LocalIceCandidate,
-    PeerConnected,
-    PeerFailed,
-    PeerClosed,
-    SessionSetupExpired,
-)
-"""Events that belong to one viewer session and go to its session machine."""
+PEER_EVENTS = (AnswerReady, LocalIceCandidate, PeerConnected, PeerFailed, PeerClosed)
+"""What a viewer's peer connection tells; it needs no socket."""

@@ -4,8 +4,10 @@ Whatever arrives from outside (signaling frames relayed from viewers, their
 ICE candidates) can repeat a problem thousands of times a second. A
 :class:`LogLimiter` logs the first line of each kind, counts the repeats that
 follow within ``interval`` seconds, and adds the count to the next line of that
-kind it lets through (``"... (41 more like this in the last 10 s)"``). The
-kinds it remembers are bounded too: the oldest is forgotten first (its count
+kind it lets through (``"... (41 more like this in the last 10 s)"``). A repeat
+it holds back is still logged at DEBUG, where an operator who asked for every
+detail finds it (and a flood costs only what DEBUG costs anyway). The kinds it
+remembers are bounded too: the oldest is forgotten first (its count
 is logged, if any, so nothing is silently lost).
 
 Time is injected (monotonic seconds), so tests need no sleeping.
@@ -68,6 +70,8 @@ class LogLimiter:
         seen = self._kinds.get(kind)
         if seen is not None and now - seen.last_logged < self._interval:
             seen.suppressed += 1
+            if self._level > logging.DEBUG:
+                self._logger.debug(message, *args)
             return False
         if seen is not None and seen.suppressed:
             message += " (%d more like this in the last %.0f s)"

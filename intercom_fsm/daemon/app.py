@@ -104,6 +104,7 @@ def machine_settings(config: Config) -> MachineSettings:
     return MachineSettings(
         backoff=BackoffPolicy(base=config.backoff.base_seconds, cap=config.backoff.cap_seconds),
         max_viewers=config.webrtc.max_viewers,
+        session_orphan_grace=config.webrtc.session_orphan_seconds,
     )
 
 

@@ -113,6 +113,8 @@ class HealthReport:
     seconds_unavailable: float
     viewers: int
     streaming_viewers: int
+    held_viewers: int
+    """Calls whose media flows while the signaling socket is gone."""
     loop_lag_seconds: float
     stuck_after_seconds: float
     last_failure: str | None
@@ -146,6 +148,7 @@ def assess(
         seconds_unavailable=round(tracker.seconds_unavailable(), 3),
         viewers=len(sessions),
         streaming_viewers=streaming_viewers(sessions),
+        held_viewers=held_viewers(sessions),
         loop_lag_seconds=round(lag, 4),
         stuck_after_seconds=stuck_after_seconds,
         last_failure=tracker.last_failure,
@@ -154,6 +157,10 @@ def assess(
 
 def streaming_viewers(sessions: Mapping[str, str]) -> int:
     return sum(1 for state in sessions.values() if state == SessionState.CONNECTED)
+
+
+def held_viewers(sessions: Mapping[str, str]) -> int:
+    return sum(1 for state in sessions.values() if state == SessionState.HELD)
 
 
 class HealthServer:

@@ -22,7 +22,7 @@ from prometheus_client.metrics_core import (
 )
 
 from intercom_fsm._version import __version__
-from intercom_fsm.daemon.health import StateTracker, streaming_viewers
+from intercom_fsm.daemon.health import StateTracker, held_viewers, streaming_viewers
 from intercom_fsm.daemon.notify import LoopMonitor
 from intercom_fsm.machine.lifecycle import LifecycleMachine
 from intercom_fsm.states import State
@@ -129,6 +129,11 @@ class MachineCollector:
             "Viewer sessions whose peer is connected.",
             streaming_viewers(sessions),
         )
+        yield GaugeMetricFamily(
+            f"{METRIC_PREFIX}_held_viewers",
+            "Calls whose media flows while the signaling socket is gone (protocol.md 3.3).",
+            held_viewers(sessions),
+        )
         if tracker.last_failure is not None and tracker.last_failure_at is not None:
             yield InfoMetricFamily(
                 f"{METRIC_PREFIX}_last_error",
@@ -152,6 +157,16 @@ class MachineCollector:
             f"{METRIC_PREFIX}_token_refreshes",
             "Access token refreshes requested.",
             counters.refreshes,
+        )
+        yield CounterMetricFamily(
+            f"{METRIC_PREFIX}_calls_held",
+            "Calls that kept their media when the signaling socket went away.",
+            counters.sessions_held,
+        )
+        yield CounterMetricFamily(
+            f"{METRIC_PREFIX}_calls_resumed",
+            "Held calls that the signaling socket reached again after a reconnect.",
+            counters.sessions_resumed,
         )
         yield CounterMetricFamily(
             f"{METRIC_PREFIX}_events", "Events the machine handled.", counters.events

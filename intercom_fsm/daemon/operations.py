@@ -98,7 +98,9 @@ def status_words(machine: LifecycleMachine, last_failure: str | None = None) -> 
             )
             return f"streaming to {_count(streaming)}"
         case State.BACKOFF:
-            return f"waiting to retry after a failure ({last_failure or 'unknown'})"
+            held = sum(1 for session in machine.sessions.values() if session == SessionState.HELD)
+            calls = f"; {_count(held)} still streaming" if held else ""
+            return f"waiting to retry after a failure ({last_failure or 'unknown'}){calls}"
         case State.STOPPED:
             return "stopped"
 

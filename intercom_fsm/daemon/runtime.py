@@ -25,6 +25,7 @@ from intercom_fsm import events as ev
 from intercom_fsm.daemon.inbox import Inbox
 from intercom_fsm.daemon.logs import log_transition
 from intercom_fsm.daemon.ports import (
+    AudioPort,
     AuthPort,
     CameraPort,
     PeersPort,
@@ -52,6 +53,9 @@ class Adapters:
     peers: PeersPort
     camera: CameraPort
     prompt: UserPromptPort
+    audio: AudioPort | None = None
+    """The door's microphone and speaker; None for a device without audio
+    (the machine then asks for neither)."""
 
 
 class Runtime:
@@ -141,6 +145,14 @@ class Runtime:
                 await a.camera.open()
             case fx.CloseCamera():
                 await a.camera.close()
+            case fx.OpenMicrophone() if a.audio is not None:
+                await a.audio.open_microphone()
+            case fx.CloseMicrophone() if a.audio is not None:
+                await a.audio.close_microphone()
+            case fx.OpenSpeaker() if a.audio is not None:
+                await a.audio.open_speaker()
+            case fx.CloseSpeaker() if a.audio is not None:
+                await a.audio.close_speaker()
             case fx.ScheduleTimer():
                 self.timers.schedule(effect)
             case fx.CancelTimer():
@@ -189,20 +201,9 @@ class Runtime:
         if isinstance(result, ev.AuthTransientError):
             # The machine only sees "failed"; the operator needs the cause
             # (connection refused, HTTP 503, a timeout, HTML instead of JSON).
-            logger.warning("%s (will retry after a backoff)", result.reason)
-        elif isinstance(result, ev.ClientRejected):
-            logger.error(
-                "the server rejects this client (%s%s): check OAUTH_CLIENT_ID and "
-                "OAUTH_CLIENT_SECRET",
-                result.error,
-                f": {result.description}" if result.description else "",
-            )
-        elif isinstance(result, ev.DeviceFlowFailed):
-            logger.warning(
-                "the server ended the device flow (%s%s)",
-                result.error,
-                f": {result.description}" if result.description else "",
-            )
+            slower = result.timed_out and result.operation is ev.AuthOperation.POLL
+            then = "polling less often" if slower else "will retry after a backoff"
+            logger.warning("%s (%s)", result.reason, then)
         if posting and result is not None:
             self.inbox.post(result)
 
@@ -223,11 +224,17 @@ class Runtime:
         # Each release stands alone: a peer that fails to close must not keep
         # the socket or the camera open.
         a = self.adapters
-        for what, release in (
+        releases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("peers", a.peers.close_all),
             ("signaling socket", lambda: a.signaling.close("shutdown")),
             ("camera", a.camera.close),
-        ):
+        ]
+        if a.audio is not None:
+            releases += [
+                ("microphone", a.audio.close_microphone),
+                ("speaker", a.audio.close_speaker),
+            ]
+        for what, release in releases:
             try:
                 await release()
             except Exception:

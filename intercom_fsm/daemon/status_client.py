@@ -25,6 +25,7 @@ class LiveStatus:
     state: str | None = None
     seconds_in_state: float | None = None
     viewers: int | None = None
+    held_viewers: int = 0
     status: str | None = None
     problem: str | None = None
 
@@ -34,7 +35,8 @@ class LiveStatus:
             return f"unknown ({self.problem})"
         seconds = self.seconds_in_state or 0.0
         verdict = "healthy" if self.healthy else f"UNHEALTHY: {self.status}"
-        return f"{self.state} for {_duration(seconds)}, {self.viewers} viewer(s), {verdict}"
+        held = f" ({self.held_viewers} held through a reconnect)" if self.held_viewers else ""
+        return f"{self.state} for {_duration(seconds)}, {self.viewers} viewer(s){held}, {verdict}"
 
 
 def fetch_live_status(address: HealthAddress, timeout: float = 2.0) -> LiveStatus:
@@ -57,6 +59,7 @@ def fetch_live_status(address: HealthAddress, timeout: float = 2.0) -> LiveStatu
             state=str(report["state"]),
             seconds_in_state=float(report["seconds_in_state"]),
             viewers=int(report["viewers"]),
+            held_viewers=int(report.get("held_viewers", 0)),
             status=str(report["status"]),
         )
     except (ValueError, KeyError, TypeError):

@@ -177,6 +177,8 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("MAX_VIEWERS", "0", "between 1 and 32"),
     ("MAX_VIEWERS", "33", "between 1 and 32"),
     ("MAX_VIEWERS", "four", "whole number"),
+    ("SESSION_ORPHAN_SECONDS", "-1", ">= 0 and <= 3600"),
+    ("SESSION_ORPHAN_SECONDS", "3601", ">= 0 and <= 3600"),
     ("BACKOFF_BASE_SECONDS", "-1", "> 0"),
     ("BACKOFF_BASE_SECONDS", "inf", "> 0"),
     ("BACKOFF_CAP_SECONDS", "0.5", ">= BACKOFF_BASE_SECONDS"),

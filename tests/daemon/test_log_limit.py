@@ -90,3 +90,16 @@ def test_two_different_problems_are_two_kinds_and_repeats_one() -> None:
     assert kind_of("hangup for unknown viewer session 'flood-1' ignored") == kind_of(
         "hangup for unknown viewer session 'nobody-here' ignored"
     )
+
+
+def test_a_repeat_held_back_is_still_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(0.0)
+    limiter = LogLimiter(LOGGER, interval=10, clock=clock)
+    with caplog.at_level(logging.DEBUG, logger=LOGGER.name):
+        limiter.log("bad frame", "frame %d is bad", 1)
+        clock.advance(1)
+        assert not limiter.log("bad frame", "frame %d is bad", 2)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == LOGGER.name] == [
+        (logging.WARNING, "frame 1 is bad"),
+        (logging.DEBUG, "frame 2 is bad"),
+    ]

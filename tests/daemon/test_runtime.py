@@ -194,7 +194,6 @@ class RejectingAuth(ScriptedAuth):
         return ev.ClientRejected(ev.AuthOperation.REFRESH, "invalid_client")
 
 
-@pytest.mark.xfail(strict=True, reason="needs the machine row for DeviceFlowFailed")
 async def test_a_flow_the_server_ends_is_followed_by_a_new_one() -> None:
     inbox = Inbox()
     auth = FlowEndingAuth()
@@ -207,7 +206,6 @@ async def test_a_flow_the_server_ends_is_followed_by_a_new_one() -> None:
         await stop(runtime, run)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the machine row for ClientRejected")
 async def test_a_rejected_client_waits_in_backoff_and_keeps_the_grant() -> None:
     inbox = Inbox()
     runtime, _signaling, _camera = runtime_with(inbox)

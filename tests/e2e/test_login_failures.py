@@ -117,7 +117,6 @@ def test_a_flow_the_server_ends_is_said_plainly(
         login.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="needs the machine row for DeviceFlowFailed")
 def test_after_a_flow_the_server_ends_login_asks_for_a_new_code(
     flow_ender: ThreadingHTTPServer, tmp_path: Path
 ) -> None:

@@ -166,11 +166,9 @@ def test_sigkill_at_random_moments_never_breaks_the_token_file(
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         daemon.wait_for_state("Negotiating", timeout=30)
     # After a clean stop no temp file of an interrupted write is left over
-    # (the lock file stays: the kernel dropped the lock with its holder).
-    assert sorted(p.name for p in token_file.parent.iterdir()) == [
-        f".{token_file.name}.lock",
-        token_file.name,
-    ]
+    # (the lock file stays: a lock is held on it, not by its existence).
+    left = sorted(p.name for p in token_file.parent.iterdir())
+    assert left == sorted([token_file.name, f".{token_file.name}.lock"])
 
 
 def chattr(flag: str, path: Path) -> None:
@@ -191,10 +189,9 @@ def test_read_only_token_directory_keeps_the_old_tokens_and_streams_on(
         try:
             chattr("+i", token_file.parent)
             before = token_file.read_bytes()
-            # Counted as the machine sees them: the log says it once per 10 s.
-            failures = len(internal(daemon, "TokenStoreFailed"))
+            failures = daemon.text().count("tokens not saved")
             daemon.wait_until(
-                lambda d: len(internal(d, "TokenStoreFailed")) >= failures + 3,
+                lambda d: d.text().count("tokens not saved") >= failures + 3,
                 20,
                 "three refused writes",
             )
@@ -243,10 +240,9 @@ def test_disk_full_keeps_the_old_tokens_and_streams_on(
                 while True:
                     fill.write(b"\0" * 512)
             before = token_file.read_bytes()
-            # Counted as the machine sees them: the log says it once per 10 s.
-            failures = len(internal(daemon, "TokenStoreFailed"))
+            failures = daemon.text().count("tokens not saved")
             daemon.wait_until(
-                lambda d: len(internal(d, "TokenStoreFailed")) >= failures + 3,
+                lambda d: d.text().count("tokens not saved") >= failures + 3,
                 20,
                 "three refused writes",
             )
@@ -260,8 +256,7 @@ def test_disk_full_keeps_the_old_tokens_and_streams_on(
             wait_sync(lambda: token_file.read_bytes() != before, 15, "a write once there is room")
             check_token_file(token_file)
             assert daemon.text().count("signaling: socket open") == opened
-            assert not [
-                p for p in directory.iterdir() if p.name not in {"tokens.json", ".tokens.json.lock"}
-            ]
+            kept = {"tokens.json", ".tokens.json.lock"}
+            assert not [p for p in directory.iterdir() if p.name not in kept]
     finally:
         subprocess.run(["umount", str(directory)], check=False)
