@@ -24,6 +24,7 @@ longer than ``network_timeout`` (RTSP also gets FFmpeg's own socket timeout).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import av
@@ -180,8 +181,13 @@ class PyAvReader:
 
     def _next_packet(self) -> av.Packet[Any] | None:
         for _ in range(2):
+            started = time.monotonic()
             try:
                 for packet in self._packets:
+                    if self._timed_out(started):
+                        # FFmpeg's RTSP demuxer hands over a scrap of a packet
+                        # when a read is interrupted, and fails only on the next.
+                        return None
                     if packet.size:
                         return packet
             except av.FFmpegError as error:
@@ -190,6 +196,11 @@ class PyAvReader:
             if not isinstance(self._source, VideoFile) or not self._rewind():
                 return None
         return None
+
+    def _timed_out(self, started: float) -> bool:
+        if isinstance(self._source, VideoFile):
+            return False
+        return time.monotonic() - started >= self._options.network_timeout
 
     def _rewind(self) -> bool:
         """Back to the start of a file, to loop it."""

@@ -176,6 +176,11 @@ class Camera:
             return self._shared_h264.choice
         return self._h264_choice
 
+    @property
+    def h264_encoder_is_hardware(self) -> bool:
+        choice = self.h264_encoder
+        return choice is not None and choice.hardware
+
     async def wait_for_source_format(self, within: float = FORMAT_WAIT) -> SourceFormat | None:
         """The source's format; while a source that may deliver H.264 is still
         opening for the first time, wait for it up to ``within`` seconds."""
