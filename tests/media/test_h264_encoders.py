@@ -116,3 +116,7 @@ async def test_a_failing_hardware_encoder_gives_way_to_libx264_and_no_viewer_not
     )
     assert [v.pc.connectionState for v in viewers] == ["connected", "connected"]
     assert device.camera.stats.h264_encoder_fallbacks == 1
+    # What status shows.
+    lines = device.camera.media_path().lines
+    assert "H.264 encoder: libx264 (software): h264_v4l2m2m failed" in "\n".join(lines)
+    assert "hardware encoder failures: 1" in lines

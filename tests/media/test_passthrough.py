@@ -79,6 +79,10 @@ async def test_viewers_of_the_cameras_profile_get_its_packets_untouched(
     assert answered_profile(late.answer_sdp) == CAMERA_PROFILE
     stats = device.camera.stats
     assert stats.passthrough_viewers == 2
+    assert device.camera.media_path().lines[:2] == [
+        "camera: H.264 High 3.0 640x480, passed through",
+        "viewers of the camera's own H.264: 2",
+    ]
     # No decode, no encode: not ours, not aiortc's.
     assert encoders_created == []
     assert stats.pictures_decoded == 0 and stats.frames_captured == 0
@@ -151,3 +155,43 @@ async def test_viewers_that_cannot_take_it_share_one_decode(
     await asyncio.sleep(1.0)
     assert device.camera.stats.pictures_decoded == settled
     assert len(passthrough.frames) >= frames + 10
+
+
+@pytest.mark.timeout(60)
+async def test_passthrough_viewers_see_the_offline_picture_and_the_camera_again(
+    rtsp_available: None, make_device: Callable[..., Device]
+) -> None:
+    with RtspSourceProcess(640, 480, 15) as rtsp:
+        device = make_device(
+            CameraSettings(
+                source=rtsp.url,
+                width=320,
+                height=240,
+                fps=15,
+                network_timeout=1.0,
+                reopen_base=0.5,
+                reopen_cap=1.0,
+            )
+        )
+        await device.camera.open()
+        viewer = Viewer(("video/H264",), h264_profile=HIGH_3_1)
+        await device.connect(viewer)
+        await eventually(lambda: len(stamps(viewer)) >= 5, 20, "the camera's pictures")
+        rtsp.pause()
+        seen = len(viewer.frames)
+        # The offline picture, in H.264 of its own, at the configured size.
+        await eventually(
+            lambda: any(f.width == 320 for f in viewer.frames[seen:]), 10, "the offline picture"
+        )
+        offline = [f for f in viewer.frames[seen:] if f.width == 320]
+        assert all(read_stamp(f.to_ndarray()[: f.height]) is None for f in offline)
+        rtsp.resume()
+        back = len(viewer.frames)
+
+        def camera_pictures_since(index: int) -> int:
+            found = (read_stamp(f.to_ndarray()[: f.height]) for f in viewer.frames[index:])
+            return sum(stamp is not None for stamp in found)
+
+        await eventually(lambda: camera_pictures_since(back) >= 5, 15, "the camera again")
+        assert device.camera.stats.passthrough_viewers == 1
+        assert viewer.pc.connectionState == "connected"

@@ -46,7 +46,7 @@ from intercom_fsm.adapters.camera.h264_encoding import H264_MIME, SharedH264Enco
 from intercom_fsm.adapters.camera.hub import FrameHub, SharedEncoder, ViewerTrack
 from intercom_fsm.adapters.camera.passthrough import H264Passthrough
 from intercom_fsm.adapters.camera.readers import SourceFormat, open_reader
-from intercom_fsm.adapters.camera.settings import CameraSettings, CameraStats
+from intercom_fsm.adapters.camera.settings import CameraSettings, CameraStats, MediaPath
 from intercom_fsm.adapters.camera.sources import StreamUrl, VideoFile, parse_video_source
 from intercom_fsm.events import Event
 
@@ -262,6 +262,17 @@ class Camera:
             h264_encoder_hardware=encoder.hardware if encoder else False,
             h264_encoder_fallbacks=shared_h264.fallbacks if shared_h264 else 0,
             shared_h264_pictures_encoded=shared_h264.pictures_encoded if shared_h264 else 0,
+        )
+
+    def media_path(self) -> MediaPath:
+        stats = self.stats
+        encoder = self.h264_encoder
+        return MediaPath(
+            source=stats.source_codec,
+            passthrough_viewers=stats.passthrough_viewers,
+            h264_encoder=encoder.description if encoder else None,
+            h264_encoder_hardware=stats.h264_encoder_hardware,
+            h264_encoder_fallbacks=stats.h264_encoder_fallbacks,
         )
 
     def _viewer_left(self, track: ViewerTrack) -> None:

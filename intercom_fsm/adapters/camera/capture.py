@@ -264,14 +264,14 @@ class CaptureWorker:
                 pixels = None
                 if pictures_wanted and decimator.accept(now):
                     pixels = reader.retrieve()
-                    if pixels is not None:
-                        self._hub.publish(pixels, now, live=True)
                 decoded, before = reader.pictures_decoded, decoded
                 with self._counters.counting() as counters:
                     counters.frames_read += 1
                     counters.pictures_decoded += decoded - before
                     if pixels is not None:
                         counters.frames_captured += 1
+                if pixels is not None:
+                    self._hub.publish(pixels, now, live=True)
             except UndecodablePicture:
                 return f"cannot decode a picture from {description}"
             except Exception as error:

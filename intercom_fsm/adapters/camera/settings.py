@@ -117,3 +117,28 @@ class CameraStats:
     h264_encoder_fallbacks: int = 0
     """Times a hardware encoder failed and software took over."""
     shared_h264_pictures_encoded: int = 0
+
+
+@attrs.frozen
+class MediaPath:
+    """How the camera reaches viewers, for ``status`` and ``/metrics``."""
+
+    source: str | None
+    """``CameraStats.source_codec``: what the source delivers."""
+    passthrough_viewers: int
+    h264_encoder: str | None
+    """The shared H.264 encoder and why it was chosen, e.g. ``libx264 (software):
+    no V4L2 memory-to-memory H.264 encoder on this machine``."""
+    h264_encoder_hardware: bool
+    h264_encoder_fallbacks: int
+
+    @property
+    def lines(self) -> list[str]:
+        shown = [f"camera: {self.source or 'not open yet'}"]
+        if self.passthrough_viewers:
+            shown.append(f"viewers of the camera's own H.264: {self.passthrough_viewers}")
+        if self.h264_encoder:
+            shown.append(f"H.264 encoder: {self.h264_encoder}")
+        if self.h264_encoder_fallbacks:
+            shown.append(f"hardware encoder failures: {self.h264_encoder_fallbacks}")
+        return shown
