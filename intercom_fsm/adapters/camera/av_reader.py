@@ -206,6 +206,7 @@ class PyAvReader:
         """Back to the start of a file, to loop it."""
         try:
             self._container.seek(0)
+            self._stream.codec_context.flush_buffers()
         except av.FFmpegError:
             self._container.close()
             try:
