@@ -70,6 +70,10 @@ def camera_settings(config: Config) -> CameraSettings:
         fps=video.fps,
         shared_encoder=video.shared_encoder,
         bitrate=video.bitrate,
+        rtsp_transport=video.rtsp_transport.value,
+        network_timeout=video.network_timeout_seconds,
+        h264_passthrough=video.h264_passthrough,
+        h264_encoder=video.h264_encoder.value,
     )
 
 
@@ -184,6 +188,7 @@ async def run_daemon(
         operations = await start_operations(
             machine,
             camera_stats=lambda: camera.stats,
+            media_lines=lambda: camera.media_path().lines,
             peer_count=lambda: len(peers),
             settings=operations_settings or operations_from_config(config),
         )
