@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sysconfig
 import tempfile
@@ -187,6 +188,7 @@ class SoundServer:
         self._directory = directory
         runtime = directory / "runtime"
         runtime.mkdir(mode=0o700)
+        (runtime / "pulse").mkdir(mode=0o700)
         config = directory / "asound.conf"
         config.write_text(alsa_config())
         env = {
@@ -207,6 +209,8 @@ class SoundServer:
                 "--log-target=stderr",
                 "--log-level=error",
                 f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1",
+                # pactl cannot end a client's stream; the CLI protocol can.
+                f"--load=module-cli-protocol-unix socket={runtime / 'pulse' / 'cli'}",
             ],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -320,7 +324,7 @@ class SoundServer:
         ]
         self.unload_module(self.modules.pop(name))
         for verb, index in doomed:
-            self._pactl(verb, str(index), check=False)
+            self._cli(f"{verb} {index}")
 
     def _listing(self, kind: str) -> list[dict[str, Any]]:
         listing: list[dict[str, Any]] = json.loads(
@@ -349,14 +353,29 @@ class SoundServer:
         self._extra_modules.append(index)
         deadline = time.monotonic() + 5
         while True:
-            inputs = self._pactl("list", "short", "sink-inputs").stdout.splitlines()
-            mine = [line.split()[0] for line in inputs if line.split()[1:2] == [str(index)]]
+            mine = [
+                item["index"]
+                for item in self._listing("sink-inputs")
+                if str(item.get("owner_module")) == str(index)
+            ]
             if mine:
-                self._pactl("set-sink-input-volume", mine[0], f"{volume_percent}%")
+                self._pactl("set-sink-input-volume", str(mine[0]), f"{volume_percent}%")
                 return index
             if time.monotonic() > deadline:
                 raise RuntimeError("the loopback module has no sink input")
             time.sleep(0.05)
+
+    def _cli(self, command: str) -> None:
+        """A command on the server's CLI socket (what ``pacmd`` speaks; pacmd
+        itself insists on a pid file this server does not write)."""
+        assert self._directory is not None
+        with socket.socket(socket.AF_UNIX) as cli:
+            cli.settimeout(5)
+            cli.connect(str(self._directory / "runtime" / "pulse" / "cli"))
+            cli.sendall(command.encode() + b"\n")
+            cli.shutdown(socket.SHUT_WR)  # the server ends the session at end of input
+            while cli.recv(4096):
+                pass
 
     def _pactl(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -40,8 +40,8 @@ ACCESS_RW_INTERLEAVED = 3
 WAIT_MS = 1000
 """A device that has had nothing to give or take for this long has failed."""
 FIRST_WAIT_MS = 5000
-"""The first block may take longer: a sound server starts its stream (about
-half a second measured through PulseAudio)."""
+"""Until twice the buffer has gone through, waits may take longer: a sound
+server starts its stream (PulseAudio's idle null sink took up to 2 s)."""
 _RECOVERABLE = (errno.EPIPE, errno.ESTRPIPE, errno.EINTR)
 
 
@@ -119,7 +119,7 @@ class Pcm:
         self.name = name
         self.capture = capture
         self.rate = rate
-        self._wait_ms = FIRST_WAIT_MS
+        self._transferred = 0
         self.overruns = 0
         """Capture: sound lost to a full buffer. Playback: the buffer ran dry."""
         lib = library()
@@ -160,6 +160,7 @@ class Pcm:
                 self._recover(got)
                 continue
             done += got
+            self._transferred += got
         return out
 
     def write(self, samples: Samples) -> None:
@@ -175,6 +176,7 @@ class Pcm:
                 self._recover(put)
                 continue
             done += put
+            self._transferred += put
 
     def delay(self) -> int:
         """Frames between the application and the speaker (playback: written
@@ -194,10 +196,11 @@ class Pcm:
         return self._handle
 
     def _wait(self) -> None:
-        code = int(self._lib.snd_pcm_wait(self._live(), self._wait_ms))
+        settled = self._transferred > 2 * self.buffer_frames
+        wait_ms = WAIT_MS if settled else FIRST_WAIT_MS
+        code = int(self._lib.snd_pcm_wait(self._live(), wait_ms))
         if code == 0:
-            raise AlsaError(f"{self.name} stalled: nothing for {self._wait_ms} ms")
-        self._wait_ms = WAIT_MS
+            raise AlsaError(f"{self.name} stalled: nothing for {wait_ms} ms")
         if code < 0:
             self._recover(code)
 

@@ -61,6 +61,7 @@ class MicrophoneWorker(DeviceWorker[Microphone]):
         self.level_dbfs = -120.0
         self.erle_db: float | None = None
         self.attenuated_blocks = 0
+        self.reference_resyncs = 0
         self.overruns = 0
         self._previous_overruns = 0
 
@@ -86,7 +87,8 @@ class MicrophoneWorker(DeviceWorker[Microphone]):
         device.close()
 
     def serve(self, device: Microphone) -> None:
-        echo = EchoControl(self._settings, Cursor(self._played))
+        cursor = Cursor(self._played)
+        echo = EchoControl(self._settings, cursor)
         self._previous_overruns = 0
         while self.wanted():
             block, captured_at = device.read()
@@ -95,6 +97,7 @@ class MicrophoneWorker(DeviceWorker[Microphone]):
             self.level_dbfs = dbfs(processed)
             self.erle_db = echo.erle.value
             self.attenuated_blocks = echo.attenuated_blocks
+            self.reference_resyncs = cursor.resyncs
             self.overruns += device.overruns - self._previous_overruns
             self._previous_overruns = device.overruns
             with self._taps_lock:

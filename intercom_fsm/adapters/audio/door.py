@@ -81,7 +81,7 @@ class Audio:
         """A new track for one listening viewer, fed by the shared encoding."""
         track = ListenerTrack(self._hub, self._listener_left)
         self._listeners.add(track)
-        self._update_demand()
+        self._update_demand(speaker=False)
         return track
 
     def add_talker(self, track: MediaStreamTrack) -> None:
@@ -89,7 +89,7 @@ class Audio:
         with the others, until the track ends."""
         talker = Talker(track, self._mixer.add(), self._talker_left)
         self._talkers.add(talker)
-        self._update_demand()
+        self._update_demand(microphone=False)
 
     # --- AudioPort ------------------------------------------------------------------
 
@@ -228,22 +228,20 @@ class Audio:
 
     def _listener_left(self, track: ListenerTrack) -> None:
         self._listeners.discard(track)
-        self._update_demand()
+        self._update_demand(speaker=False)
 
     def _talker_left(self, talker: Talker) -> None:
         self._talkers.discard(talker)
         self._mixer.remove(talker.buffer)
-        self._update_demand()
+        self._update_demand(microphone=False)
 
-    def _update_demand(self) -> None:
-        if self._microphone is not None and (self._listeners or self._held):
-            self._microphone.set_demand(True)
-        elif self._microphone is not None and not self._listeners:
-            self._microphone.set_demand(False)
-        if self._speaker is not None and (self._talkers or self._held):
-            self._speaker.set_demand(True)
-        elif self._speaker is not None and not self._talkers:
-            self._speaker.set_demand(False)
+    def _update_demand(self, microphone: bool = True, speaker: bool = True) -> None:
+        """A device is wanted while someone uses it (or it is held); after
+        the warm-up of an open, the last user leaving releases it."""
+        if microphone and self._microphone is not None:
+            self._microphone.set_demand(bool(self._listeners) or self._held)
+        if speaker and self._speaker is not None:
+            self._speaker.set_demand(bool(self._talkers) or self._held)
 
     def _emit_from_thread(self, worker: DeviceWorker[Any], event: Event) -> None:
         loop = self._loop

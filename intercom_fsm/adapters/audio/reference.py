@@ -8,9 +8,11 @@ heard at the moment that block's first sample was captured: the echo in it
 is that sound, later by the room's own (short) delay, which the canceller
 finds itself. Both sides then run sample-continuous: a :class:`Cursor`
 follows the played samples one block after the other and only jumps back
-into line when the timestamps say it is more than :data:`RESYNC` off (a
-device reopened, an underrun), because a canceller sees every jump as a
-change of the room.
+into line when the timestamps, averaged over about a second, say it is more
+than :data:`RESYNC` off (a clock drifting), or at once when a single one is
+more than :data:`JUMP` off (a device reopened, an underrun): a canceller sees
+every jump as a change of the room, and single timestamps jitter by several
+milliseconds (measured through PulseAudio).
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from intercom_fsm.adapters.audio.blocks import BLOCK, RATE, Samples
 HISTORY = 2 * RATE
 """Samples of played sound kept (2 s: more than any echo path)."""
 RESYNC = BLOCK // 2
-"""Half a block (5 ms) of disagreement before the cursor realigns."""
+"""Half a block (5 ms) of lasting disagreement before the cursor realigns."""
+JUMP = 5 * BLOCK
+"""50 ms off in one timestamp: the timeline itself changed."""
+AVERAGING = 0.01
+"""Weight of each block's timestamp in the averaged disagreement (about 1 s)."""
 
 
 class PlayedSound:
@@ -93,6 +99,7 @@ class Cursor:
     def __init__(self, played: PlayedSound) -> None:
         self._played = played
         self._next: int | None = None
+        self._disagreement = 0.0
         self.resyncs = 0
 
     def reference(self, captured_at: float) -> Samples:
@@ -102,10 +109,16 @@ class Cursor:
         if target is None:
             self._next = None
             return np.zeros(BLOCK, dtype=np.int16)
-        if self._next is None or abs(target - self._next) > RESYNC:
-            if self._next is not None:
-                self.resyncs += 1
+        if self._next is None:
             self._next = target
+            self._disagreement = 0.0
+        else:
+            error = target - self._next
+            self._disagreement += AVERAGING * (error - self._disagreement)
+            if abs(error) > JUMP or abs(self._disagreement) > RESYNC:
+                self.resyncs += 1
+                self._next = target if abs(error) > JUMP else self._next + round(self._disagreement)
+                self._disagreement = 0.0
         block = self._played.samples(self._next)
         self._next += BLOCK
         return block
