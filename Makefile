@@ -15,12 +15,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests use: chromium for the browser tests (playwright's own
-# download does not work here), systemd for systemd-analyze, graphviz for SVG diagrams.
+# download does not work here), systemd for systemd-analyze, graphviz for SVG diagrams,
+# and a sound server in user space for the audio tests (PulseAudio, reached through ALSA).
 browser:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	command -v pulseaudio >/dev/null 2>&1 || missing="$$missing pulseaudio"; \
+	command -v pacat >/dev/null 2>&1 || missing="$$missing pulseaudio-utils"; \
+	ls /usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so >/dev/null 2>&1 || missing="$$missing libasound2-plugins"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
