@@ -30,6 +30,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from intercom_fsm.adapters.peer_audio import PeerAudio
 from intercom_fsm.config import IceServer
 from intercom_fsm.events import (
     AnswerReady,
@@ -85,11 +86,18 @@ class _Peer:
 
 class PeerConnections:
     def __init__(
-        self, settings: PeerSettings, source: TrackSource, on_event: Callable[[Event], None]
+        self,
+        settings: PeerSettings,
+        source: TrackSource,
+        on_event: Callable[[Event], None],
+        audio: PeerAudio | None = None,
     ) -> None:
+        """``audio`` answers the offers' audio sections (protocol.md 3.2);
+        without it they are answered inactive."""
         self._settings = settings
         self._source = source
         self._emit = on_event
+        self._audio = audio or PeerAudio()
         self._peers: dict[PeerId, _Peer] = {}
 
     def __len__(self) -> int:
@@ -140,31 +148,35 @@ class PeerConnections:
 
     async def _answer(self, entry: _Peer, offer_sdp: str) -> None:
         connection = entry.connection
-        await connection.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        audio = self._audio.prepare(connection, offer_sdp, entry.session)
+        await connection.setRemoteDescription(RTCSessionDescription(audio.offer_sdp, "offer"))
+        audio.attach()
         video = [t for t in connection.getTransceivers() if t.kind == "video"]
-        if not video:
-            raise ValueError("the offer has no video section")
-        entry.track = self._source.track_for_viewer()
-        sender = connection.addTrack(entry.track)
-        video[0].setCodecPreferences(self._codec_order())
+        sender: RTCRtpSender | None = None
+        if video:
+            entry.track = self._source.track_for_viewer()
+            sender = connection.addTrack(entry.track)
+            video[0].setCodecPreferences(self._codec_order())
         answer = await connection.createAnswer()
         await connection.setLocalDescription(answer)
         entry.answered.set()
         if entry.closing:
             return
-        local = connection.localDescription
+        answer_sdp = audio.finish(connection.localDescription.sdp)
         # Media starts once ICE and DTLS are up, well after this: the track
         # knows its codec before aiortc asks it for the first frame.
-        codec = negotiated_video_codec(local.sdp)
+        codec = negotiated_video_codec(answer_sdp)
         track = entry.track
         if (
-            isinstance(track, SharedEncodingTrack)
+            sender is not None
+            and track is not None
+            and isinstance(track, SharedEncodingTrack)
             and codec is not None
             and track.share_encoder(codec)
         ):
             _forward_keyframe_requests(sender, track)
-        self._emit(AnswerReady(entry.session, entry.peer, local.sdp))
-        for candidate in local_candidates(local.sdp):
+        self._emit(AnswerReady(entry.session, entry.peer, answer_sdp))
+        for candidate in local_candidates(answer_sdp):
             self._emit(LocalIceCandidate(entry.session, entry.peer, candidate))
         self._emit(LocalIceCandidate(entry.session, entry.peer, None))
 
