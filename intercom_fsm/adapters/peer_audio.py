@@ -72,6 +72,8 @@ class ViewerAudio:
         if transceiver is None:
             return
         transceiver.direction = plan.audio_direction
+        if plan.receive_audio:
+            _lean_jitter_buffer(transceiver.receiver)
         if plan.send_audio:
             self.track = audio.track_for_listener()
             transceiver.sender.replaceTrack(self.track)
@@ -92,6 +94,20 @@ class ViewerAudio:
     def _state_changed(self) -> None:
         if self._connection.connectionState in ("closed", "failed"):
             self.stop()
+
+
+def _lean_jitter_buffer(receiver: object) -> None:
+    """aiortc holds four 20 ms frames of a received audio stream before it
+    decodes the first (its fixed ``JitterBuffer(capacity=16, prefetch=4)``):
+    80 ms of delay before the sound even reaches the playout buffer, which
+    absorbs the network's jitter itself. One frame is enough for aiortc to
+    reassemble and order packets. (A private attribute of aiortc 1.16; a
+    version without it keeps its own buffer.)"""
+    name = "_RTCRtpReceiver__jitter_buffer"
+    if hasattr(receiver, name):
+        from aiortc.jitterbuffer import JitterBuffer
+
+        setattr(receiver, name, JitterBuffer(capacity=16, prefetch=1))
 
 
 class PeerAudio:

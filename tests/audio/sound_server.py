@@ -42,6 +42,8 @@ MIC_PCM = "door_mic"
 SPEAKER_PCM = "door_speaker"
 SPEAKER_MONITOR_PCM = "door_speaker_monitor"
 """What the speaker plays, captured through ALSA (the benchmark's ear)."""
+MIC_FEED_PCM = "door_mouth"
+"""Playing here is what the microphone hears, through ALSA (the benchmark's mouth)."""
 START_TIMEOUT = 10.0
 _PCM_FORMAT = ["--format=s16le", f"--rate={RATE}", "--channels=1"]
 
@@ -81,6 +83,7 @@ def alsa_config(mic_sink: str = MIC_SINK, speaker_sink: str = SPEAKER_SINK) -> s
         f'pcm.{MIC_PCM} {{ type pulse; device "{mic_sink}.monitor" }}\n'
         f'pcm.{SPEAKER_PCM} {{ type pulse; device "{speaker_sink}" }}\n'
         f'pcm.{SPEAKER_MONITOR_PCM} {{ type pulse; device "{speaker_sink}.monitor" }}\n'
+        f'pcm.{MIC_FEED_PCM} {{ type pulse; device "{mic_sink}" }}\n'
     )
 
 
