@@ -142,9 +142,7 @@ async def measure_client(server: SoundServer, client: str, seconds: float) -> Fi
             figures.to_door = latencies(talker.sent, ear.chirp_times())
             heard_at_viewer = f"{len(figures.to_viewer)} / {len(mouth.played)}"
             heard_at_door = f"{len(figures.to_door)} / {len(talker.sent)}"
-            print(
-                f"  {client}: chirps heard {heard_at_viewer} at the viewer, {heard_at_door} at the door"
-            )
+            print(f"  {client}: chirps heard {heard_at_viewer} (viewer), {heard_at_door} (door)")
             before = door.cpu_seconds()
             await asyncio.sleep(CPU_WINDOW)
             figures.cpu_one = (door.cpu_seconds() - before) / CPU_WINDOW * 100
