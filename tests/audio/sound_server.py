@@ -80,8 +80,10 @@ def alsa_config(mic_sink: str = MIC_SINK, speaker_sink: str = SPEAKER_SINK) -> s
     Debian's: its hooks load plugins from the wheel's own prefix)."""
     return (
         f'pcm_type.pulse {{ lib "{pulse_plugin_path()}" }}\n'
-        f'pcm.{MIC_PCM} {{ type pulse; device "{mic_sink}.monitor" }}\n'
-        f'pcm.{SPEAKER_PCM} {{ type pulse; device "{speaker_sink}" }}\n'
+        f'pcm.{MIC_PCM} {{ type pulse; device "{mic_sink}.monitor"\n'
+        '  hint { show on; description "the door microphone (sound server)" } }\n'
+        f'pcm.{SPEAKER_PCM} {{ type pulse; device "{speaker_sink}"\n'
+        '  hint { show on; description "the door speaker (sound server)" } }\n'
         f'pcm.{SPEAKER_MONITOR_PCM} {{ type pulse; device "{speaker_sink}.monitor" }}\n'
         f'pcm.{MIC_FEED_PCM} {{ type pulse; device "{mic_sink}" }}\n'
     )
