@@ -26,7 +26,6 @@ import socket
 import subprocess
 import sysconfig
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from tests.audio.sound_io import Player, Recording, end_process
 
 RATE = 48_000
 MIC_SINK = "door_mic_feed"
@@ -87,91 +88,6 @@ def alsa_config(mic_sink: str = MIC_SINK, speaker_sink: str = SPEAKER_SINK) -> s
         f'pcm.{SPEAKER_MONITOR_PCM} {{ type pulse; device "{speaker_sink}.monitor" }}\n'
         f'pcm.{MIC_FEED_PCM} {{ type pulse; device "{mic_sink}" }}\n'
     )
-
-
-class Recording:
-    """``parec`` of a sink's monitor, collected by a thread, each chunk
-    with its arrival time."""
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self._process = process
-        self._lock = threading.Lock()
-        self._chunks: list[bytes] = []
-        self._pending = b""
-        self.started_at = time.monotonic()
-        self._thread = threading.Thread(target=self._collect, daemon=True)
-        self._thread.start()
-
-    def _collect(self) -> None:
-        stream = self._process.stdout
-        assert stream is not None
-        while chunk := stream.read1(4096):
-            with self._lock:
-                data = self._pending + chunk
-                whole = len(data) - len(data) % 2
-                self._chunks.append(data[:whole])
-                self._pending = data[whole:]
-
-    def samples(self) -> Samples:
-        with self._lock:
-            data = b"".join(self._chunks)
-        return np.frombuffer(data, dtype=np.int16).copy()
-
-    def seconds(self) -> float:
-        return len(self.samples()) / RATE
-
-    def wait_for(self, seconds: float, timeout: float) -> Samples:
-        """At least ``seconds`` of sound, within ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while self.seconds() < seconds:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"recorded {self.seconds():.2f} s of {seconds:.2f} s")
-            time.sleep(0.02)
-        return self.samples()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._chunks.clear()
-
-    def stop(self) -> None:
-        _end(self._process)
-        self._thread.join(2)
-
-
-class Player:
-    """``pacat`` fed from a thread: plays ``samples`` (looped when ``loop``)."""
-
-    def __init__(self, process: subprocess.Popen[bytes], samples: Samples, loop: bool) -> None:
-        self._process = process
-        self._samples = samples
-        self._loop = loop
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._feed, daemon=True)
-        self._thread.start()
-
-    def _feed(self) -> None:
-        stream = self._process.stdin
-        assert stream is not None
-        data = self._samples.astype("<i2").tobytes()
-        block = RATE // 50 * 2
-        with contextlib.suppress(BrokenPipeError, ValueError, OSError):
-            while not self._stopping.is_set():
-                for start in range(0, len(data), block):
-                    if self._stopping.is_set():
-                        break
-                    stream.write(data[start : start + block])
-                if not self._loop:
-                    break
-            stream.close()
-
-    def wait(self, timeout: float) -> None:
-        self._thread.join(timeout)
-        self._process.wait(timeout)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        _end(self._process)
-        self._thread.join(2)
 
 
 class SoundServer:
@@ -244,7 +160,7 @@ class SoundServer:
     def stop(self) -> None:
         self.stop_children()
         if self._process is not None:
-            _end(self._process)
+            end_process(self._process)
             self._process = None
         for name, value in self._saved_env.items():
             if value is None:
@@ -426,13 +342,3 @@ class SoundServer:
             yield recording
         finally:
             recording.stop()
-
-
-def _end(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(3)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(3)

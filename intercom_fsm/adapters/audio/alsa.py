@@ -40,8 +40,9 @@ ACCESS_RW_INTERLEAVED = 3
 WAIT_MS = 1000
 """A device that has had nothing to give or take for this long has failed."""
 FIRST_WAIT_MS = 5000
-"""Until twice the buffer has gone through, waits may take longer: a sound
-server starts its stream (PulseAudio's idle null sink took up to 2 s)."""
+"""Until twice the buffer has gone through since the open or the last xrun,
+waits may take longer: a sound server starts its stream (PulseAudio's idle
+null sink took up to 2 s)."""
 _RECOVERABLE = (errno.EPIPE, errno.ESTRPIPE, errno.EINTR)
 
 
@@ -208,6 +209,8 @@ class Pcm:
         if -code not in _RECOVERABLE:
             raise AlsaError(f"{self.name} failed: {_text(self._lib, code)}")
         self.overruns += 1
+        # A sound server restarts its stream after an xrun as slowly as at first.
+        self._transferred = 0
         self._check(self._lib.snd_pcm_recover(self._live(), code, 1), "recover")
         if self.capture:
             self._check(self._lib.snd_pcm_start(self._live()), "start")

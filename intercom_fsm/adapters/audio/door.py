@@ -24,7 +24,7 @@ from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
-from intercom_fsm.adapters.audio.blocks import RATE
+from intercom_fsm.adapters.audio.blocks import RATE, Samples
 from intercom_fsm.adapters.audio.broadcast import ListenerTrack, PacketHub
 from intercom_fsm.adapters.audio.capture import MicrophoneWorker, Tap
 from intercom_fsm.adapters.audio.playback import SpeakerWorker
@@ -176,12 +176,10 @@ class Audio:
         if self._microphone is not None:
             self._microphone.remove_tap(tap)
 
-    def play_clip(self, samples: object) -> None:
+    def play_clip(self, samples: Samples) -> None:
         """Queue mono 48 kHz samples on the speaker, mixed with the viewers."""
-        import numpy as np
-
         if self._speaker is not None:
-            self._speaker.play_clip(np.asarray(samples, dtype=np.int16))
+            self._speaker.play_clip(samples)
 
     @property
     def speaker_delay(self) -> float:
