@@ -25,6 +25,7 @@ import ctypes.util
 import errno
 import functools
 import glob
+import logging
 import os
 from typing import Any
 
@@ -32,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 Samples = npt.NDArray[np.int16]
+logger = logging.getLogger(__name__)
 
 STREAM_PLAYBACK = 0
 STREAM_CAPTURE = 1
@@ -76,6 +78,7 @@ def library() -> Any:
         except OSError:
             continue
         _declare(lib)
+        _quiet(lib)
         return lib
     raise AlsaUnavailable("alsa-lib (libasound.so.2, Debian libasound2) is not installed")
 
@@ -108,6 +111,33 @@ def _declare(lib: Any) -> None:
     lib.snd_device_name_free_hint.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
 
 
+# alsa-lib prints its own errors on stderr ("ALSA lib pcm.c:8744:(...)"),
+# beside the daemon's log lines; the reason reaches the log through our own
+# errors instead. The handler is variadic in C: the fixed arguments are all
+# it reads, which every ABI this runs on allows.
+_ERROR_HANDLER = ctypes.CFUNCTYPE(
+    None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
+)
+
+
+def _alsa_said(
+    file: bytes | None, line: int, function: bytes | None, error: int, _format: bytes | None
+) -> None:
+    where = (function or b"?").decode(errors="replace")
+    logger.debug("alsa-lib: %s (%s:%d), error %d", where, (file or b"?").decode(), line, error)
+
+
+_HANDLER = _ERROR_HANDLER(_alsa_said)
+"""Held here for as long as alsa-lib may call it."""
+
+
+def _quiet(lib: Any) -> None:
+    setter = getattr(lib, "snd_lib_error_set_handler", None)
+    if setter is not None:
+        setter.argtypes = [_ERROR_HANDLER]
+        setter(_HANDLER)
+
+
 def _text(lib: Any, code: int) -> str:
     raw = lib.snd_strerror(code)
     return raw.decode(errors="replace") if raw else f"error {code}"
@@ -136,7 +166,8 @@ class Pcm:
         )
         if code < 0:
             self.close()
-            raise AlsaError(f"{name} refuses mono 16-bit at {rate} Hz: {_text(lib, code)}")
+            verb = "capture" if capture else "play"
+            raise AlsaError(f"{name} cannot {verb} mono 16-bit at {rate} Hz: {_text(lib, code)}")
         buffer_size, period_size = ctypes.c_ulong(), ctypes.c_ulong()
         lib.snd_pcm_get_params(handle, ctypes.byref(buffer_size), ctypes.byref(period_size))
         self.buffer_frames = int(buffer_size.value)
