@@ -87,7 +87,7 @@ class Audio:
     def add_talker(self, track: MediaStreamTrack) -> None:
         """Play a viewer's received audio track through the speaker, mixed
         with the others, until the track ends."""
-        talker = Talker(track, self._mixer.add(), self._talker_left)
+        talker = Talker(track, self._mixer.add(), self._talker_left, self._speaker_playing)
         self._talkers.add(talker)
         self._update_demand(microphone=False)
 
@@ -144,12 +144,13 @@ class Audio:
         worker.start()
 
     async def close_speaker(self) -> None:
+        """Release the speaker. Talking viewers' tracks are still read into
+        their (bounded) playout buffers until their connections end: aiortc
+        would otherwise queue their sound without bound."""
         worker, self._speaker = self._speaker, None
         if worker is None:
             return
         worker.stop()
-        for talker in list(self._talkers):
-            await talker.stop()
         await _join(worker)
         self._past_speaker = (
             self._past_speaker[0] + worker.underruns,
@@ -157,8 +158,11 @@ class Audio:
         )
 
     async def close(self) -> None:
+        """Both devices, and the reading of every talker's track."""
         await self.close_microphone()
         await self.close_speaker()
+        for talker in list(self._talkers):
+            await talker.stop()
 
     # --- checks and tests ----------------------------------------------------------
 
@@ -223,6 +227,9 @@ class Audio:
     def _bind(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._hub.bind(self._loop)
+
+    def _speaker_playing(self) -> bool:
+        return self._speaker is not None and self._speaker.serving
 
     def _listener_left(self, track: ListenerTrack) -> None:
         self._listeners.discard(track)

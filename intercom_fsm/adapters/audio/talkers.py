@@ -31,9 +31,13 @@ class Talker:
         track: MediaStreamTrack,
         buffer: PlayoutBuffer,
         on_end: Callable[[Talker], None],
+        playing: Callable[[], bool] = lambda: True,
     ) -> None:
+        """While ``playing()`` is false (the speaker is closed or away) the
+        sound is read and dropped."""
         self.track = track
         self.buffer = buffer
+        self._playing = playing
         self._on_end = on_end
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="intercom-talker")
@@ -43,6 +47,8 @@ class Talker:
             while True:
                 frame = await self.track.recv()
                 if not isinstance(frame, av.AudioFrame):
+                    continue
+                if not self._playing():
                     continue
                 for converted in self._resampler.resample(frame):
                     self.buffer.push(converted.to_ndarray().reshape(-1).astype(np.int16))

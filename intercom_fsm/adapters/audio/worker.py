@@ -53,6 +53,9 @@ class DeviceWorker(Generic[Device]):
         self._announced = False
         self._failing = False
         self.online = False
+        """Opened and not failed since (like the camera's)."""
+        self.serving = False
+        """The device is open right now."""
         self.failures = 0
         self.opens = 0
         self._thread = threading.Thread(target=self._run, name=f"intercom-{self.kind}", daemon=True)
@@ -113,11 +116,13 @@ class DeviceWorker(Generic[Device]):
                     return
                 continue
             self._opened()
+            self.serving = True
             try:
                 self.serve(device)
             except AlsaError as error:
                 self._fail(str(error))
             finally:
+                self.serving = False
                 self.close_device(device)
             if self.wanted() and self._failing and not self._sleep(self._next_delay()):
                 return
