@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import signal
 import subprocess
 import threading
 import time
@@ -13,6 +15,15 @@ import numpy.typing as npt
 
 RATE = 48_000
 Samples = npt.NDArray[np.int16]
+PR_SET_PDEATHSIG = 1
+# Resolved here: between fork and exec the child may not import anything.
+_prctl = ctypes.CDLL(None).prctl
+
+
+def die_with_parent() -> None:
+    """For ``preexec_fn``: the child gets SIGTERM when the test process dies,
+    however it dies, so no sound server outlives a killed run."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Recording:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tests.audio.sound_io import Player, Recording, end_process
+from tests.audio.sound_io import Player, Recording, die_with_parent, end_process
 
 RATE = 48_000
 MIC_SINK = "door_mic_feed"
@@ -137,6 +137,7 @@ class SoundServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(directory / "pulseaudio.log", "wb"),  # noqa: SIM115
+            preexec_fn=die_with_parent,
         )
         for name, value in self.environment.items():
             self._saved_env[name] = os.environ.get(name)
@@ -317,6 +318,7 @@ class SoundServer:
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )  # fmt: skip
         player = Player(process, samples, loop)
         self._children.append(player)
@@ -330,6 +332,7 @@ class SoundServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )  # fmt: skip
         recording = Recording(process)
         self._children.append(recording)
