@@ -45,6 +45,7 @@ from aiortc.mediastreams import MediaStreamTrack  # noqa: E402
 from bench.audio_probe import ChirpTrack, DoorEar, DoorMouth, ViewerEar, latencies  # noqa: E402
 from bench.report import fmt  # noqa: E402
 from tests.audio.signals import level_dbfs, voice  # noqa: E402
+from tests.audio.sound_io import die_with_parent  # noqa: E402
 from tests.audio.sound_server import (  # noqa: E402
     MIC_FEED_PCM,
     MIC_PCM,
@@ -77,7 +78,11 @@ class Door:
         command = [sys.executable, str(ROOT / "bench" / "audio_device.py"), "--client", client,
                    "--microphone", MIC_PCM, "--speaker", SPEAKER_PCM, "--echo", echo]  # fmt: skip
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, text=True, env={**_env(), **server.environment}
+            command,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**_env(), **server.environment},
+            preexec_fn=die_with_parent,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().split()
