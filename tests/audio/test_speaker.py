@@ -60,8 +60,9 @@ async def test_two_talking_viewers_are_both_heard(sound: SoundServer) -> None:
             for link in links:
                 await link.close()
     assert events.of(SpeakerOpened) and not events.of(SpeakerFailed)
-    assert band_level_dbfs(heard, 500) > -26
-    assert band_level_dbfs(heard, 1300) > -26
+    # (A drift correction may shift the pitch by up to 2 %.)
+    assert band_level_dbfs(heard, 500, width=30) > -26
+    assert band_level_dbfs(heard, 1300, width=40) > -26
     assert audio.stats.packets_received > 100
 
 

@@ -8,8 +8,8 @@ agree exactly, so :class:`PlayoutBuffer` steers its depth to a target:
 * it starts playing once ``target`` is buffered (a cushion for jitter);
 * when its smoothed depth stays more than :data:`DEADBAND` away from the
   target, each 10 ms block is played from slightly more or fewer samples
-  (at most :data:`MAX_STRETCH`, 2 %: inaudible), which brings it back:
-  one drift correction per block so played;
+  (in proportion to the excess, at most :data:`MAX_STRETCH`, 2 %), which
+  brings it back: one drift correction per block so played;
 * past ``maximum`` the oldest sound is dropped at once (a burst after a
   network stall), back to the target: also a drift correction;
 * when it runs dry it fades out the little it has and plays silence (an
@@ -28,9 +28,14 @@ import numpy as np
 
 from intercom_fsm.adapters.audio.blocks import BLOCK, RATE, Samples, to_int16
 
+SAWTOOTH = BLOCK // 2
+"""20 ms frames arriving into 10 ms pulls leave the depth 5 ms above where
+the last frame found it, on average: the depth that needs no correction."""
 DEADBAND = RATE * 5 // 1000
 MAX_STRETCH = BLOCK // 50
 """2 % of a block."""
+SAMPLES_PER_STEP = 48
+"""One sample of stretch per millisecond of error beyond the deadband."""
 SMOOTHING = 0.05
 """Weight of each block in the smoothed depth (about 200 ms)."""
 FADE = 48
@@ -86,12 +91,12 @@ class PlayoutBuffer:
             if depth < BLOCK:
                 return self._underrun()
             self._smoothed += SMOOTHING * (depth - self._smoothed)
-            error = self._smoothed - self._target
+            error = self._smoothed - self._target - SAWTOOTH
             step = 0
             if abs(error) > DEADBAND:
-                step = int(np.clip(round(error / 48), -MAX_STRETCH, MAX_STRETCH)) or (
-                    1 if error > 0 else -1
-                )
+                excess = error - DEADBAND if error > 0 else error + DEADBAND
+                step = int(np.clip(round(excess / SAMPLES_PER_STEP), -MAX_STRETCH, MAX_STRETCH))
+                step = step or (1 if error > 0 else -1)
             taken = min(depth, BLOCK + step)
             chunk = self._data[:taken]
             self._data = self._data[taken:]
