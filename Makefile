@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 
 # Debian packages the tests use: chromium for the browser tests (playwright's own
 # download does not work here), systemd for systemd-analyze, graphviz for SVG diagrams,
-# GStreamer's RTSP server (run by the system python3) as the H.264 camera of the media tests.
+# GStreamer's RTSP server (run by the system python3) as the H.264 camera of the media tests,
+# and a sound server in user space for the audio tests (PulseAudio, reached through ALSA).
 GST_CHECK := import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); \
   from gi.repository import Gst, GstRtspServer; Gst.init(None); \
   assert all(Gst.ElementFactory.find(e) for e in ('x264enc', 'rtph264pay', 'souphttpsrc', 'multipartdemux', 'jpegdec', 'videoconvert'))
@@ -28,6 +29,9 @@ browser:
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	/usr/bin/python3 -c "$(GST_CHECK)" >/dev/null 2>&1 || missing="$$missing $(GST_PACKAGES)"; \
+	command -v pulseaudio >/dev/null 2>&1 || missing="$$missing pulseaudio"; \
+	command -v pacat >/dev/null 2>&1 || missing="$$missing pulseaudio-utils"; \
+	ls /usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so >/dev/null 2>&1 || missing="$$missing libasound2-plugins"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -73,6 +73,28 @@ def _build_parser() -> argparse.ArgumentParser:
     for command in (run, login, logout, status):
         command.add_argument("--log-format", choices=("text", "json"), help="overrides LOG_FORMAT")
 
+    devices = commands.add_parser(
+        "devices", help="list the cameras, capture and playback devices this machine can open"
+    )
+    devices.set_defaults(handler=_devices)
+    check_audio = commands.add_parser(
+        "check-audio",
+        help="play a chime on the speaker and report what the microphone heard "
+        "(and, with echo cancellation, how much of it was removed)",
+    )
+    for command in (devices, check_audio):
+        for option, variable, default in (
+            ("--source", "AUDIO_SOURCE", "default"),
+            ("--sink", "AUDIO_SINK", "default"),
+            ("--echo", "AUDIO_ECHO", "cancel"),
+        ):
+            command.add_argument(
+                option,
+                default=os.environ.get(variable, default),
+                help=f"overrides {variable} (default: {default})",
+            )
+    check_audio.set_defaults(handler=_check_audio)
+
     demo = commands.add_parser(
         "demo", help="start the sandbox backend and the daemon streaming a test pattern"
     )
@@ -247,6 +269,29 @@ def _demo(args: argparse.Namespace, _rest: Sequence[str]) -> int:
         duration=args.duration,
         log_format=args.log_format,
     )
+
+
+def _devices(args: argparse.Namespace, _rest: Sequence[str]) -> int:
+    from intercom_fsm.adapters.audio.inventory import inventory
+
+    for line in inventory(args.source, args.sink).lines():
+        print(line)
+    return EXIT_OK
+
+
+def _check_audio(args: argparse.Namespace, _rest: Sequence[str]) -> int:
+    from intercom_fsm.adapters.audio import AudioSettings
+    from intercom_fsm.adapters.audio.check import check_audio
+
+    try:
+        settings = AudioSettings(source=args.source, sink=args.sink, echo=args.echo)
+    except ValueError as error:
+        print(f"intercom-fsm: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    report = asyncio.run(check_audio(settings))
+    for line in report.lines():
+        print(line)
+    return EXIT_FAILURE if report.problems else EXIT_OK
 
 
 def _live_state() -> str | None:

@@ -36,6 +36,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from intercom_fsm.adapters.peer_audio import PeerAudio, ViewerAudio
 from intercom_fsm.adapters.peer_candidates import (
     CandidatePolicy,
     RemoteCandidates,
@@ -62,10 +63,6 @@ from intercom_fsm.log_limit import LogLimiter
 from intercom_fsm.redact import one_line
 
 logger = logging.getLogger(__name__)
-
-
-class UnusableOffer(ValueError):
-    """An offer aiortc accepted but this device cannot answer; the text says why."""
 
 
 class TrackSource(Protocol):
@@ -127,22 +124,34 @@ class _Peer:
     connection: RTCPeerConnection
     candidates: RemoteCandidates
     track: MediaStreamTrack | None = None
+    audio: ViewerAudio | None = None
     answered: asyncio.Event = attrs.field(factory=asyncio.Event)
     closing: bool = False
 
     def stop_track(self) -> None:
+        """Stop the viewer's video track and its share of the microphone."""
         track, self.track = self.track, None
         if track is not None:
             track.stop()
+        audio, self.audio = self.audio, None
+        if audio is not None:
+            audio.stop()
 
 
 class PeerConnections:
     def __init__(
-        self, settings: PeerSettings, source: TrackSource, on_event: Callable[[Event], None]
+        self,
+        settings: PeerSettings,
+        source: TrackSource,
+        on_event: Callable[[Event], None],
+        audio: PeerAudio | None = None,
     ) -> None:
+        """``audio`` answers the offers' audio sections (protocol.md 3.2);
+        without it they are answered inactive."""
         self._settings = settings
         self._source = source
         self._emit = on_event
+        self._audio = audio or PeerAudio()
         self._peers: dict[PeerId, _Peer] = {}
         self._warnings = LogLimiter(logger)
 
@@ -229,33 +238,39 @@ class PeerConnections:
 
     async def _answer(self, entry: _Peer, offer_sdp: str) -> None:
         connection = entry.connection
-        plan = plan_video(offer_sdp, self._settings.codec, await describe_source(self._source))
+        audio = self._audio.prepare(connection, offer_sdp, entry.session)
+        source = await describe_source(self._source)
+        plan = plan_video(audio.offer_sdp, self._settings.codec, source)
         await connection.setRemoteDescription(RTCSessionDescription(plan.offer, "offer"))
-        video = [t for t in connection.getTransceivers() if t.kind == "video"]
-        if not video:
-            raise UnusableOffer("the offer has no video section")
         if self._peers.get(entry.peer) is not entry:  # closed meanwhile: no track for it
             return
-        entry.track = self._source.track_for_viewer()
-        sender = connection.addTrack(entry.track)
+        entry.audio = audio
+        audio.attach()
+        video = [t for t in connection.getTransceivers() if t.kind == "video"]
+        sender: RTCRtpSender | None = None
+        if video:
+            entry.track = self._source.track_for_viewer()
+            sender = connection.addTrack(entry.track)
         answer = await connection.createAnswer()
         await connection.setLocalDescription(plan.answer(answer))
         entry.answered.set()
         if entry.closing:
             return
-        local = connection.localDescription
+        answer_sdp = audio.finish(connection.localDescription.sdp)
         # Media starts once ICE and DTLS are up, well after this: the track
         # knows its codec before aiortc asks it for the first frame.
-        codec = negotiated_video_codec(local.sdp)
+        codec = negotiated_video_codec(answer_sdp)
         track = entry.track
         if (
-            isinstance(track, SharedEncodingTrack)
+            sender is not None
+            and track is not None
+            and isinstance(track, SharedEncodingTrack)
             and codec is not None
-            and track.share_encoder(codec, negotiated_profile_level_id(local.sdp))
+            and track.share_encoder(codec, negotiated_profile_level_id(answer_sdp))
         ):
             _forward_keyframe_requests(sender, track)
-        self._emit(AnswerReady(entry.session, entry.peer, local.sdp))
-        for candidate in local_candidates(local.sdp):
+        self._emit(AnswerReady(entry.session, entry.peer, answer_sdp))
+        for candidate in local_candidates(answer_sdp):
             self._emit(LocalIceCandidate(entry.session, entry.peer, candidate))
         self._emit(LocalIceCandidate(entry.session, entry.peer, None))
 
@@ -282,8 +297,6 @@ class PeerConnections:
         return sdp
 
     def _text(self, error: BaseException) -> str:
-        if isinstance(error, UnusableOffer):
-            return str(error)
         return one_line(error, self._settings.secrets)
 
     def _configuration(self) -> RTCConfiguration:

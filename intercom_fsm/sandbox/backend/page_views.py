@@ -25,6 +25,7 @@ from intercom_fsm.sandbox.backend.live import LIVE
 
 ASSET_TYPES = {
     "monitor.js": "text/javascript; charset=utf-8",
+    "audio.js": "text/javascript; charset=utf-8",
     "monitor.css": "text/css; charset=utf-8",
 }
 

@@ -1,6 +1,7 @@
 // The sandbox's monitor page: approve devices, list them, watch one.
 //
-// The page is the WebRTC offerer: it offers to receive one video track, sends
+// The page is the WebRTC offerer: it offers to receive one video track (and
+// the door's audio, talking back when asked: audio.js), sends
 // its ICE candidates one by one through the viewer WebSocket (then
 // `candidate: null`), and applies the device's answer and candidates. When the
 // device goes offline or the stream drops it says so, and offers again as soon
@@ -69,7 +70,10 @@
         byId("stream-device").textContent = `· ${device.user_code}`;
       }
       button.append(name, detail, badge);
-      button.addEventListener("click", () => startWatching(device.device_code, device.user_code));
+      button.addEventListener("click", () => {
+        window.intercomAudio.unlock(); // a click lets the page play sound
+        startWatching(device.device_code, device.user_code);
+      });
       item.append(button);
       list.append(item);
     }
@@ -137,6 +141,7 @@
       watch.peer = null;
     }
     video.srcObject = null;
+    window.intercomAudio.stop();
   }
 
   function scheduleReoffer() {
@@ -151,6 +156,8 @@
     const peer = new RTCPeerConnection({ iceServers: [] });
     watch.peer = peer;
     peer.addTransceiver("video", { direction: "recvonly" });
+    await window.intercomAudio.addTo(peer);
+    if (peer !== watch.peer) return;
     let offerSent = false;
     const earlyCandidates = [];
     peer.onicecandidate = (event) => {
@@ -165,7 +172,11 @@
       else earlyCandidates.push(candidate);
     };
     peer.ontrack = (event) => {
-      video.srcObject = event.streams[0] || new MediaStream([event.track]);
+      if (event.track.kind === "audio") {
+        window.intercomAudio.play(event);
+        return;
+      }
+      video.srcObject = new MediaStream([event.track]);
     };
     peer.onconnectionstatechange = () => {
       if (peer !== watch.peer) return;

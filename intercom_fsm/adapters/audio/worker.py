@@ -1,0 +1,176 @@
+"""A device thread that survives its device: the part the microphone and the
+speaker share.
+
+The thread holds the device open while there is demand (the device was
+opened by the machine and someone listens or talks, or it is warming up for
+the first one) and releases it otherwise. When the device cannot be opened
+or fails while in use, the thread reports the failure once, waits an
+exponential backoff with full jitter, and opens it again; success reports
+the "opened" event the first time and the "recovered" event after a
+failure. Events go to ``emit`` on this thread, which hands them to the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from intercom_fsm.adapters.audio.alsa import AlsaError
+from intercom_fsm.events import Event
+from intercom_fsm.machine.backoff import Backoff, BackoffPolicy
+
+logger = logging.getLogger(__name__)
+
+STABLE_AFTER = 30.0
+Device = TypeVar("Device")
+
+
+class DeviceWorker(Generic[Device]):
+    """Subclasses open the device and serve it until it fails or the demand ends."""
+
+    kind = "device"
+    opened_event: Callable[[str], Event]
+    failed_event: Callable[[str], Event]
+    recovered_event: Callable[[], Event]
+
+    def __init__(
+        self,
+        description: str,
+        emit: Callable[[Event], None],
+        random: Callable[[], float],
+        backoff: BackoffPolicy,
+    ) -> None:
+        self.description = description
+        self._emit = emit
+        self._random = random
+        self._backoff = Backoff(BackoffPolicy(backoff.base, backoff.cap, STABLE_AFTER))
+        self._condition = threading.Condition()
+        self._stopping = False
+        self._demanded = False
+        self._announced = False
+        self._failing = False
+        self.online = False
+        """Opened and not failed since (like the camera's)."""
+        self.serving = False
+        """The device is open right now."""
+        self.failures = 0
+        self.opens = 0
+        self._thread = threading.Thread(target=self._run, name=f"intercom-{self.kind}", daemon=True)
+
+    # --- control, from the event loop ------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def set_demand(self, demanded: bool) -> None:
+        with self._condition:
+            self._demanded = demanded
+            self._condition.notify_all()
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopping = True
+            self._condition.notify_all()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # --- for subclasses ------------------------------------------------------------------
+
+    def open_device(self) -> Device:
+        raise NotImplementedError
+
+    def serve(self, device: Device) -> None:
+        """Use the device while :meth:`wanted`; raise :class:`AlsaError` when it fails."""
+        raise NotImplementedError
+
+    def close_device(self, device: Device) -> None:
+        raise NotImplementedError
+
+    def wanted(self) -> bool:
+        with self._condition:
+            return self._demanded and not self._stopping
+
+    # --- the thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while self._wait_for_demand():
+                self._serve_while_wanted()
+        except Exception:
+            logger.exception("the %s thread stopped on an unexpected error", self.kind)
+            self._fail("its thread stopped on an unexpected error")
+        finally:
+            self.online = False
+
+    def _serve_while_wanted(self) -> None:
+        while self.wanted():
+            try:
+                device = self.open_device()
+            except AlsaError as error:
+                self._fail(str(error))
+                if not self._sleep(self._next_delay()):
+                    return
+                continue
+            self._opened()
+            self.serving = True
+            try:
+                self.serve(device)
+            except AlsaError as error:
+                self._fail(str(error))
+            finally:
+                self.serving = False
+                self.close_device(device)
+            if self.wanted() and self._failing and not self._sleep(self._next_delay()):
+                return
+
+    def _opened(self) -> None:
+        self._backoff.succeeded(time.monotonic())
+        self.opens += 1
+        self.online = True
+        if not self._announced:
+            self._announced = True
+            self._failing = False
+            logger.info("%s opened: %s", self.kind, self.description)
+            self._announce(type(self).opened_event(self.description))
+        elif self._failing:
+            self._failing = False
+            logger.info("%s recovered: %s", self.kind, self.description)
+            self._announce(type(self).recovered_event())
+
+    def _fail(self, reason: str) -> None:
+        self.online = False
+        if self._failing:
+            logger.debug("%s still unavailable: %s", self.kind, reason)
+            return
+        self._failing = True
+        self.failures += 1
+        logger.warning("%s unavailable: %s", self.kind, reason)
+        self._announce(type(self).failed_event(reason))
+
+    def _announce(self, event: Event) -> None:
+        if not self._stopping:
+            self._emit(event)
+
+    def _next_delay(self) -> float:
+        return self._backoff.next_delay(time.monotonic(), self._random)
+
+    def _wait_for_demand(self) -> bool:
+        with self._condition:
+            while not self._stopping and not self._demanded:
+                self._condition.wait()
+            return not self._stopping
+
+    def _sleep(self, seconds: float) -> bool:
+        """False, at once, when the demand ends or the worker stops."""
+        deadline = time.monotonic() + seconds
+        with self._condition:
+            while self._demanded and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True
+                self._condition.wait(remaining)
+            return False
