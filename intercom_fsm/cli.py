@@ -148,18 +148,26 @@ def _load_config(args: argparse.Namespace) -> Config:
     if getattr(args, "log_format", None):
         environ["LOG_FORMAT"] = args.log_format
     try:
-        return load_config(environ, validate_video_source=_video_source_validator())
+        return load_config(environ, adapter_checks=_adapter_checks())
     except ConfigError as error:
         print(f"intercom-fsm: configuration error: {error}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
 
 
-def _video_source_validator() -> Callable[[str], object] | None:
+def _adapter_checks() -> dict[str, Callable[[str], object]]:
+    """The adapters' own parsers of the variables only they understand."""
+    from intercom_fsm.adapters.audio.settings import parse_audio_sink, parse_audio_source
+
+    checks: dict[str, Callable[[str], object]] = {
+        "AUDIO_SOURCE": parse_audio_source,
+        "AUDIO_SINK": parse_audio_sink,
+    }
     try:
         from intercom_fsm.adapters.camera import parse_video_source
     except ImportError:
-        return None
-    return parse_video_source
+        return checks
+    checks["VIDEO_SOURCE"] = parse_video_source
+    return checks
 
 
 def _start_logging(config: Config) -> RedactingFilter:

@@ -66,6 +66,20 @@ class H264Encoder(enum.Enum):
     SOFTWARE = "software"
 
 
+class AudioEcho(enum.Enum):
+    CANCEL = "cancel"
+    HALF_DUPLEX = "half-duplex"
+    OFF = "off"
+
+
+class NoiseSuppression(enum.Enum):
+    OFF = "off"
+    LOW = "low"
+    MODERATE = "moderate"
+    HIGH = "high"
+    VERY_HIGH = "very-high"
+
+
 class LogFormat(enum.Enum):
     TEXT = "text"
     JSON = "json"
@@ -107,6 +121,19 @@ class VideoSettings:
 
 
 @attrs.frozen
+class AudioConfig:
+    source: str
+    """As written; the audio adapter's parser checked it (``tone:HZ``, ALSA names)."""
+    sink: str
+    echo: AudioEcho
+    noise_suppression: NoiseSuppression
+    gain_control: bool
+    bitrate: int
+    playout_ms: float
+    device_latency_ms: float
+
+
+@attrs.frozen
 class WebRtcSettings:
     ice_servers: tuple[IceServerEntry, ...]
     max_viewers: int
@@ -139,6 +166,7 @@ class Config:
     oauth: OAuthSettings
     token_file: Path
     video: VideoSettings
+    audio: AudioConfig
     webrtc: WebRtcSettings
     backoff: BackoffSettings
     http_timeout_seconds: float
@@ -211,6 +239,23 @@ ENVIRONMENT_VARIABLES: tuple[Setting, ...] = (
       "1: an H.264 camera's own packets go to viewers that accept its profile; 0: re-encode."),
     S("VIDEO_H264_ENCODER", "video.h264_encoder", Choice(H264Encoder), "auto",
       "auto: a V4L2 hardware H.264 encoder when the board has one; software: libx264."),
+    S("AUDIO_SOURCE", "audio.source", VisibleText(), "default",
+      "Microphone: an ALSA capture device (default, hw:1,0, plughw:CARD=Device,DEV=0, any"
+      " PCM), tone or tone:HZ (a test tone), or none."),
+    S("AUDIO_SINK", "audio.sink", VisibleText(), "default",
+      "Speaker for the viewers' voices: an ALSA playback device, or none."),
+    S("AUDIO_ECHO", "audio.echo", Choice(AudioEcho), "cancel",
+      "cancel (an echo canceller), half-duplex (microphone lowered while a viewer talks), off."),
+    S("AUDIO_NOISE_SUPPRESSION", "audio.noise_suppression", Choice(NoiseSuppression),
+      "moderate", "Noise suppression on the microphone: off, low, moderate, high, very-high."),
+    S("AUDIO_GAIN_CONTROL", "audio.gain_control", Flag(), "0",
+      "1: automatic gain control on the microphone; 0: its level is set once."),
+    S("AUDIO_BITRATE", "audio.bitrate", Integer(6_000, 510_000), "32000",
+      "Opus bits/s of the microphone (one encoding for every viewer), 6000..510000."),
+    S("AUDIO_PLAYOUT_MS", "audio.playout_ms", Number(10, 60, True), "40",
+      "Playout buffer per talking viewer, 10..60 ms: talk-back never builds up delay."),
+    S("AUDIO_DEVICE_LATENCY_MS", "audio.device_latency_ms", Number(10, 200, True), "40",
+      "The ALSA buffer asked of the speaker (half of it of the microphone), 10..200 ms."),
     S("ICE_SERVERS", "webrtc.ice_servers", IceServers(), None,
       "STUN/TURN: JSON list of {urls, username, credential} or stun: URLs.", secret=True),
     S("MAX_VIEWERS", "webrtc.max_viewers", Integer(1, 32), "4",
@@ -294,11 +339,13 @@ def load_config(
     environ: Mapping[str, str],
     *,
     oauth_file: Path | None = DEFAULT_OAUTH_FILE,
-    validate_video_source: Callable[[str], object] | None = None,
+    adapter_checks: Mapping[str, Callable[[str], object]] | None = None,
 ) -> Config:
     """Build the :class:`Config` from ``environ``; raise :class:`ConfigError`
-    on the first wrong value. ``validate_video_source`` (the camera adapter's
-    check) may raise ValueError, which is reported against ``VIDEO_SOURCE``."""
+    on the first wrong value. ``adapter_checks`` are the adapters' own parsers
+    of a variable's text (the camera's of ``VIDEO_SOURCE``, the audio's of
+    ``AUDIO_SOURCE``); a ValueError one raises is reported against its
+    variable."""
     values = {setting.name: setting.read(environ) for setting in ENVIRONMENT_VARIABLES}
     _fill_from_oauth_file(values, oauth_file)
     for setting in ENVIRONMENT_VARIABLES:
@@ -306,12 +353,12 @@ def load_config(
             raise ConfigError(setting.name, "is required but not set")
     for check in CROSS_CHECKS:
         check(values)
-    if validate_video_source is not None:
+    for name, parse in (adapter_checks or {}).items():
         try:
-            validate_video_source(values["VIDEO_SOURCE"])
+            parse(values[name])
         except ValueError as error:
-            problem = str(error) or "is not a usable video source"
-            raise ConfigError("VIDEO_SOURCE", problem) from None
+            problem = str(error).removeprefix(f"{name}: ").removeprefix(name).strip()
+            raise ConfigError(name, problem or "is not usable") from None
     return _build_config(values)
 
 

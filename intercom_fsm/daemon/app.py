@@ -23,7 +23,7 @@ from intercom_fsm.adapters.auth import AuthClient, AuthSettings, default_device_
 from intercom_fsm.adapters.signaling import SignalingSettings
 from intercom_fsm.adapters.token_store import TokenStore
 from intercom_fsm.adapters.user_prompt import show_user_code
-from intercom_fsm.config import Config
+from intercom_fsm.config import Config, NoiseSuppression
 from intercom_fsm.daemon.inbox import Inbox
 from intercom_fsm.daemon.operations import OperationsSettings, start_operations
 from intercom_fsm.daemon.runtime import Adapters, Runtime
@@ -32,6 +32,7 @@ from intercom_fsm.machine import BackoffPolicy, LifecycleMachine, MachineSetting
 from intercom_fsm.redact import RedactingFilter
 
 if TYPE_CHECKING:
+    from intercom_fsm.adapters.audio.settings import AudioSettings
     from intercom_fsm.adapters.camera import CameraSettings
     from intercom_fsm.adapters.peer import PeerSettings
 
@@ -105,10 +106,34 @@ def config_secrets(config: Config) -> tuple[str | None, ...]:
 
 
 def machine_settings(config: Config) -> MachineSettings:
+    from intercom_fsm.adapters.audio.settings import NoDevice
+
+    audio = audio_settings(config)
     return MachineSettings(
         backoff=BackoffPolicy(base=config.backoff.base_seconds, cap=config.backoff.cap_seconds),
         max_viewers=config.webrtc.max_viewers,
         session_orphan_grace=config.webrtc.session_orphan_seconds,
+        microphone=not isinstance(audio.microphone, NoDevice),
+        speaker=not isinstance(audio.speaker, NoDevice),
+    )
+
+
+def audio_settings(config: Config) -> AudioSettings:
+    from intercom_fsm.adapters.audio.settings import AudioSettings
+
+    audio = config.audio
+    levels = [level for level in NoiseSuppression if level is not NoiseSuppression.OFF]
+    suppression = audio.noise_suppression
+    return AudioSettings(
+        source=audio.source,
+        sink=audio.sink,
+        echo=audio.echo.value,
+        noise_suppression=suppression is not NoiseSuppression.OFF,
+        noise_level=levels.index(suppression) if suppression in levels else 0,
+        gain_control=audio.gain_control,
+        bitrate=audio.bitrate,
+        playout_target_ms=audio.playout_ms,
+        device_latency_ms=audio.device_latency_ms,
     )
 
 
@@ -164,8 +189,10 @@ async def run_daemon(
     """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); 0 on a clean stop.
     ``operations_settings`` replaces the configured health endpoint and
     systemd settings."""
+    from intercom_fsm.adapters.audio import Audio
     from intercom_fsm.adapters.camera import Camera
     from intercom_fsm.adapters.peer import PeerConnections
+    from intercom_fsm.adapters.peer_audio import PeerAudio
     from intercom_fsm.adapters.signaling import SignalingClient
 
     apply_bitrate(config.video.bitrate)
@@ -174,7 +201,9 @@ async def run_daemon(
     store = TokenStore(config.token_file)
     async with aiohttp.ClientSession() as session:
         camera = Camera(camera_settings(config), inbox.post)
-        peers = PeerConnections(peer_settings(config), camera, inbox.post)
+        audio = Audio(audio_settings(config), inbox.post)
+        door_audio = audio if audio.has_microphone or audio.has_speaker else None
+        peers = PeerConnections(peer_settings(config), camera, inbox.post, PeerAudio(door_audio))
         adapters = Adapters(
             auth=AuthClient(session, auth_settings(config)),
             tokens=store,
@@ -182,12 +211,14 @@ async def run_daemon(
             peers=peers,
             camera=camera,
             prompt=prompt,
+            audio=door_audio,
         )
         machine = LifecycleMachine(settings=machine_settings(config))
         runtime = Runtime(machine, inbox, adapters, secrets=secrets)
         operations = await start_operations(
             machine,
             camera_stats=lambda: camera.stats,
+            audio_stats=(lambda: audio.stats) if door_audio is not None else None,
             media_lines=lambda: camera.media_path().lines,
             peer_count=lambda: len(peers),
             settings=operations_settings or operations_from_config(config),

@@ -29,6 +29,9 @@ def demo_environment(info: SandboxInfo, state_dir: Path) -> dict[str, str]:
         "VIDEO_WIDTH": "640",
         "VIDEO_HEIGHT": "480",
         "VIDEO_FPS": "15",
+        # A test tone at the door; the viewers' voices have no speaker here.
+        "AUDIO_SOURCE": "tone",
+        "AUDIO_SINK": "none",
         "BACKOFF_BASE_SECONDS": "0.5",
         "BACKOFF_CAP_SECONDS": "5",
     }

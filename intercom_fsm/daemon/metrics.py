@@ -45,6 +45,9 @@ class CameraCounters(Protocol):
 
 
 CameraStatsSource = Callable[[], CameraCounters]
+AudioStatsSource = Callable[[], object]
+"""The audio adapter's ``AudioStats`` (or an embedding product's own with
+the same field names): read by name, what is missing is left out."""
 
 
 class MachineCollector:
@@ -58,8 +61,10 @@ class MachineCollector:
         monitor: LoopMonitor,
         camera_stats: CameraStatsSource | None = None,
         peer_count: Callable[[], int] | None = None,
+        audio_stats: AudioStatsSource | None = None,
     ) -> None:
         self._machine = machine
+        self._audio_stats = audio_stats
         self._tracker = tracker
         self._monitor = monitor
         self._camera_stats = camera_stats
@@ -68,6 +73,7 @@ class MachineCollector:
     def collect(self) -> Iterable[Metric]:
         yield from self._lifecycle()
         yield from self._counters()
+        yield from self._audio()
         yield from self._camera()
         yield InfoMetricFamily(f"{METRIC_PREFIX}_build", "Version.", {"version": __version__})
         yield GaugeMetricFamily(
@@ -201,6 +207,41 @@ class MachineCollector:
             1.0 if stats.online else 0.0,
         )
         yield from _media_path(stats)
+
+    def _audio(self) -> Iterator[Metric]:
+        if self._audio_stats is None:
+            return
+        stats = self._audio_stats()
+        for name, documentation in _AUDIO_COUNTERS:
+            value = getattr(stats, name, None)
+            if isinstance(value, int):
+                yield CounterMetricFamily(f"{METRIC_PREFIX}_audio_{name}", documentation, value)
+        for name, documentation in _AUDIO_GAUGES:
+            value = getattr(stats, name, None)
+            if isinstance(value, bool | int | float):
+                yield GaugeMetricFamily(
+                    f"{METRIC_PREFIX}_audio_{name}", documentation, float(value)
+                )
+
+
+_AUDIO_COUNTERS = (
+    ("packets_sent", "Opus packets handed to listening viewers, summed over viewers."),
+    ("packets_encoded", "Opus packets the microphone's one encoding made."),
+    ("packets_received", "Audio frames received from talking viewers."),
+    ("packets_dropped", "Packets a listener never got because it fell behind."),
+    ("underruns", "Times a talker's playout buffer ran dry (silence played)."),
+    ("drift_corrections", "Blocks played faster or slower, or sound dropped, to hold the depth."),
+    ("capture_overruns", "Times the microphone's ALSA buffer overflowed."),
+    ("playback_underruns", "Times the speaker's ALSA buffer ran dry."),
+)
+_AUDIO_GAUGES = (
+    ("playout_depth_ms", "The deepest talker's playout buffer, in ms."),
+    ("erle_db", "Echo return loss enhancement of the canceller while the speaker plays, in dB."),
+    ("talking_viewers", "Viewers whose voices play on the door's speaker."),
+    ("listening_viewers", "Viewers hearing the door's microphone."),
+    ("microphone_online", "1 while the microphone captures."),
+    ("speaker_online", "1 while the speaker plays."),
+)
 
 
 _MEDIA_COUNTERS = (

@@ -28,7 +28,12 @@ import attrs
 
 from intercom_fsm.config import HealthAddress, HealthSettings, default_value, load_health_settings
 from intercom_fsm.daemon.health import HealthReport, HealthServer, StateTracker, assess
-from intercom_fsm.daemon.metrics import CameraStatsSource, MachineCollector, build_registry
+from intercom_fsm.daemon.metrics import (
+    AudioStatsSource,
+    CameraStatsSource,
+    MachineCollector,
+    build_registry,
+)
 from intercom_fsm.daemon.notify import LoopMonitor, SystemdNotifier, Watchdog, watchdog_interval
 from intercom_fsm.machine.lifecycle import LifecycleMachine, TransitionRecord
 from intercom_fsm.machine.session import SessionState
@@ -121,12 +126,14 @@ class Operations:
         camera_stats: CameraStatsSource | None = None,
         peer_count: Callable[[], int] | None = None,
         media_lines: Callable[[], Sequence[str]] | None = None,
+        audio_stats: AudioStatsSource | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``media_lines`` describes the camera's path to viewers for
         ``/healthz`` and ``intercom-fsm status``."""
         self.machine = machine
         self._media_lines = media_lines
+        self._audio_stats = audio_stats
         self._peer_count = peer_count
         self.settings = settings
         self.notifier = SystemdNotifier(settings.notify_socket)
@@ -177,7 +184,12 @@ class Operations:
 
     async def _start_server(self, address: HealthAddress) -> None:
         collector = MachineCollector(
-            self.machine, self.tracker, self.monitor, self._camera_stats, self._peer_count
+            self.machine,
+            self.tracker,
+            self.monitor,
+            self._camera_stats,
+            self._peer_count,
+            self._audio_stats,
         )
         server = HealthServer(address.host, address.port, self.report, build_registry(collector))
         try:
@@ -218,6 +230,7 @@ async def start_operations(
     camera_stats: CameraStatsSource | None = None,
     peer_count: Callable[[], int] | None = None,
     media_lines: Callable[[], Sequence[str]] | None = None,
+    audio_stats: AudioStatsSource | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Operations:
     """Subscribe to ``machine``, start the watchdog and the endpoint as the
@@ -229,6 +242,7 @@ async def start_operations(
         camera_stats=camera_stats,
         peer_count=peer_count,
         media_lines=media_lines,
+        audio_stats=audio_stats,
         clock=clock,
     )
     await operations.start()

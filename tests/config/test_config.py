@@ -183,6 +183,14 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("VIDEO_NETWORK_TIMEOUT_SECONDS", "61", ">= 0.1 and <= 60"),
     ("VIDEO_H264_PASSTHROUGH", "maybe", "1 or 0"),
     ("VIDEO_H264_ENCODER", "gpu", "one of"),
+    ("AUDIO_SOURCE", "hw:1\x07", "printable ASCII"),
+    ("AUDIO_SINK", "hw:1\x07", "printable ASCII"),
+    ("AUDIO_ECHO", "loud", "one of cancel, half-duplex, off"),
+    ("AUDIO_NOISE_SUPPRESSION", "max", "one of off, low"),
+    ("AUDIO_GAIN_CONTROL", "auto", "1 or 0"),
+    ("AUDIO_BITRATE", "5999", "between 6000 and 510000"),
+    ("AUDIO_PLAYOUT_MS", "61", ">= 10 and <= 60"),
+    ("AUDIO_DEVICE_LATENCY_MS", "5", ">= 10 and <= 200"),
     ("SESSION_ORPHAN_SECONDS", "3601", ">= 0 and <= 3600"),
     ("BACKOFF_BASE_SECONDS", "-1", "> 0"),
     ("BACKOFF_BASE_SECONDS", "inf", "> 0"),
@@ -240,10 +248,10 @@ def test_video_source_hook_turns_value_error_into_config_error(tmp_path: Path) -
         load_config(
             {**BASE, "VIDEO_SOURCE": "7"},
             oauth_file=None,
-            validate_video_source=reject,
+            adapter_checks={"VIDEO_SOURCE": reject},
         )
     accepted = load_config(
-        {**BASE, "VIDEO_SOURCE": "testsrc"}, oauth_file=None, validate_video_source=len
+        {**BASE, "VIDEO_SOURCE": "testsrc"}, oauth_file=None, adapter_checks={"VIDEO_SOURCE": len}
     )
     assert accepted.video.source == "testsrc"
 
@@ -375,3 +383,21 @@ def test_every_default_is_a_valid_value(variable: Setting) -> None:
     if variable.default is not None:
         variable.parse(variable.name, variable.default)
     assert not (variable.required and variable.default is not None)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("AUDIO_SOURCE", "tone:5", "AUDIO_SOURCE: the tone must be 20..20000 Hz, not 5"),
+        ("AUDIO_SOURCE", "my mic", "AUDIO_SOURCE: must be an ALSA device name"),
+        ("AUDIO_SINK", "tone", "AUDIO_SINK: is a playback device: an ALSA name or none"),
+    ],
+)
+def test_the_audio_adapters_own_parser_names_the_variable(
+    variable: str, value: str, expected: str
+) -> None:
+    from intercom_fsm.cli import _adapter_checks
+
+    with pytest.raises(ConfigError) as caught:
+        load_config({**BASE, variable: value}, oauth_file=None, adapter_checks=_adapter_checks())
+    assert str(caught.value).startswith(expected), str(caught.value)

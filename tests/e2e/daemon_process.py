@@ -31,7 +31,9 @@ def daemon_environment(info: SandboxInfo, token_file: Path, **overrides: str) ->
     environ = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("OAUTH_", "HTTP_API", "WEBSOCKET_API", "VIDEO_", "TOKEN_FILE"))
+        if not key.startswith(
+            ("OAUTH_", "HTTP_API", "WEBSOCKET_API", "VIDEO_", "AUDIO_", "TOKEN_FILE")
+        )
     }
     environ.update(
         {
@@ -42,6 +44,9 @@ def daemon_environment(info: SandboxInfo, token_file: Path, **overrides: str) ->
             "TOKEN_FILE_PATH": str(token_file),
             "VIDEO_SOURCE": "testsrc",
             "VIDEO_FPS": "10",
+            # No sound card here: a test that wants audio gives the sound server's.
+            "AUDIO_SOURCE": "none",
+            "AUDIO_SINK": "none",
             "BACKOFF_BASE_SECONDS": "0.2",
             "BACKOFF_CAP_SECONDS": "1",
             "LOG_FORMAT": "json",
