@@ -80,6 +80,9 @@ class AudioPort(Protocol):
 
     async def close_speaker(self) -> None: ...
 
+    async def close(self) -> None:
+        """At shutdown: both devices and whatever reads the viewers' voices."""
+
 
 class UserPromptPort(Protocol):
     def __call__(self, effect: ShowUserCode) -> None: ...

@@ -75,8 +75,8 @@ def test_the_daemon_can_talk_to_systemd_and_keep_its_tokens() -> None:
 
 def test_the_camera_stays_reachable() -> None:
     unit = directives(UNIT.read_text())
-    assert unit["SupplementaryGroups"] == ["video"]
-    assert unit["DeviceAllow"] == ["char-video4linux rw"]
+    assert unit["SupplementaryGroups"] == ["video audio"]
+    assert unit["DeviceAllow"] == ["char-video4linux rw", "char-alsa rw"]
     assert "PrivateDevices" not in unit
 
 

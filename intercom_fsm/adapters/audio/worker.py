@@ -148,7 +148,8 @@ class DeviceWorker(Generic[Device]):
             return
         self._failing = True
         self.failures += 1
-        logger.warning("%s unavailable: %s", self.kind, reason)
+        # The operator's line comes from the machine (it reports the event).
+        logger.debug("%s unavailable: %s", self.kind, reason)
         self._announce(type(self).failed_event(reason))
 
     def _announce(self, event: Event) -> None:

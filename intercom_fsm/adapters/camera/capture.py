@@ -338,7 +338,8 @@ class CaptureWorker:
         self._failing = True
         with self._counters.counting() as counters:
             counters.failures += 1
-        logger.warning("camera offline: %s", reason)
+        # The operator's line comes from the machine (it reports the event).
+        logger.debug("camera offline: %s", reason)
         self._announce(CameraFailed(reason))
 
     def _announce(self, event: Event) -> None:

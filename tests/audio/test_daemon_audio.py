@@ -1,0 +1,311 @@
+"""Two-way audio end to end: the daemon as a process against the sandbox,
+reaching a real sound server through ALSA as it reaches a sound card on a
+board, and aiortc viewers through the sandbox's viewer socket.
+
+The door's microphone is a tone played into the sound server's microphone
+sink; the door's speaker is recorded from the speaker sink's monitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from intercom_fsm.sandbox.process import SandboxProcess
+from tests.audio.daemon_viewer import AudioViewer
+from tests.audio.peers import SamplesTrack
+from tests.audio.signals import (
+    band_level_dbfs,
+    block_levels,
+    dominant_hz,
+    level_dbfs,
+    longest_gap_ms,
+    tone,
+    voice,
+)
+from tests.audio.sound_server import MIC_PCM, MIC_SINK, SPEAKER_PCM, SPEAKER_SINK, SoundServer
+from tests.e2e.conftest import approve_pending
+from tests.e2e.daemon_process import DaemonProcess, daemon_environment
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio, pytest.mark.timeout(180)]
+
+FPS = 10
+DOOR_HZ = 750.0
+VIEWER_HZ = 1200.0
+SECOND_VIEWER_HZ = 500.0
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxProcess]:
+    with SandboxProcess(device_interval=1, device_expires_in=120, test_controls=True) as process:
+        yield process
+
+
+def start_daemon(
+    sandbox: SandboxProcess, sound: SoundServer, tmp_path: Path, **overrides: str
+) -> DaemonProcess:
+    settings = {
+        "AUDIO_SOURCE": MIC_PCM,
+        "AUDIO_SINK": SPEAKER_PCM,
+        "AUDIO_ECHO": "off",
+        **sound.environment,
+        **overrides,
+    }
+    environ = daemon_environment(sandbox.info, tmp_path / "config" / "tokens.json", **settings)
+    return DaemonProcess(environ, tmp_path / "daemon.log").start()
+
+
+@pytest.fixture
+def daemon(sandbox: SandboxProcess, sound: SoundServer, tmp_path: Path) -> Iterator[DaemonProcess]:
+    process = start_daemon(sandbox, sound, tmp_path)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+async def streaming_viewer(
+    sandbox: SandboxProcess, device_code: str, **options: object
+) -> AudioViewer:
+    viewer = await AudioViewer(sandbox.info, device_code, **options).start()  # type: ignore[arg-type]
+    await viewer.wait_for_frames(5)
+    return viewer
+
+
+async def heard_for(viewer: AudioViewer, seconds: float) -> np.ndarray:
+    deadline = time.monotonic() + 10
+    while viewer.heard is None:
+        assert time.monotonic() < deadline, "the viewer got no audio track"
+        await asyncio.sleep(0.05)
+    viewer.heard.clear()
+    return await viewer.heard.wait_for(seconds, seconds + 15)
+
+
+def speaker_hears(sound: SoundServer, seconds: float) -> np.ndarray:
+    with sound.recording() as recording:
+        time.sleep(seconds)
+        return recording.samples()
+
+
+def said(daemon: DaemonProcess, text: str) -> int:
+    """Lines for the operator (warnings) that say ``text``."""
+    return sum(
+        1
+        for record in daemon.records()
+        if record.get("level") == "warning" and text in str(record.get("msg", ""))
+    )
+
+
+async def test_a_viewer_hears_the_door_steadily_and_talks_to_it(
+    sandbox: SandboxProcess, sound: SoundServer, daemon: DaemonProcess
+) -> None:
+    device_code = approve_pending(sandbox, daemon)
+    daemon.wait_for_state("Negotiating")
+    sound.play(tone(DOOR_HZ, 5, dbfs=-20), loop=True)
+    talk = SamplesTrack(tone(VIEWER_HZ, 5, dbfs=-20))
+    viewer = await streaming_viewer(sandbox, device_code, audio="sendrecv", talk=talk)
+    second: AudioViewer | None = None
+    try:
+        assert viewer.answer_sdp is not None and "a=sendrecv" in viewer.answer_sdp
+        await heard_for(viewer, 2.0)  # settled
+        start = time.monotonic()
+        heard = await heard_for(viewer, 30.0)
+        elapsed = time.monotonic() - start
+        # The door's tone, at a steady level, with no gap over 60 ms in 30 s.
+        assert abs(dominant_hz(heard) - DOOR_HZ) < 10
+        levels = [level for level in block_levels(heard) if level > -60]
+        assert len(levels) > 0.99 * len(block_levels(heard))
+        assert np.std(levels) < 2.0, np.std(levels)
+        assert longest_gap_ms(heard, floor_dbfs=-50) <= 60
+        # Video went on beside it.
+        assert viewer.frames_between(start, start + elapsed) >= 0.9 * FPS * elapsed
+
+        # The viewer's voice plays on the door's speaker; a second talker is mixed in.
+        at_door = await asyncio.to_thread(speaker_hears, sound, 3.0)
+        assert band_level_dbfs(at_door, VIEWER_HZ) > -35
+        second = await streaming_viewer(
+            sandbox,
+            device_code,
+            audio="sendrecv",
+            talk=SamplesTrack(tone(SECOND_VIEWER_HZ, 5, dbfs=-20)),
+        )
+        await heard_for(second, 1.0)
+        at_door = await asyncio.to_thread(speaker_hears, sound, 3.0)
+        assert band_level_dbfs(at_door, VIEWER_HZ) > -35
+        assert band_level_dbfs(at_door, SECOND_VIEWER_HZ) > -35
+    finally:
+        if second is not None:
+            await second.close()
+        await viewer.close()
+
+
+async def test_the_devices_vanish_and_come_back_while_video_goes_on(
+    sandbox: SandboxProcess, sound: SoundServer, daemon: DaemonProcess
+) -> None:
+    device_code = approve_pending(sandbox, daemon)
+    daemon.wait_for_state("Negotiating")
+    sound.play(tone(DOOR_HZ, 5, dbfs=-20), loop=True)
+    viewer = await streaming_viewer(sandbox, device_code, audio="recvonly")
+    try:
+        await heard_for(viewer, 1.0)
+        start = time.monotonic()
+        sound.remove_sink(MIC_SINK)
+        sound.remove_sink(SPEAKER_SINK)
+        daemon.wait_until(
+            lambda d: (
+                said(d, "microphone unavailable, video goes on") == 1
+                and said(d, "speaker unavailable, video goes on") == 1
+            ),
+            15,
+            "the daemon to say once that each device is gone",
+        )
+        await asyncio.sleep(2)  # it keeps trying meanwhile
+        sound.add_sink(MIC_SINK)
+        sound.add_sink(SPEAKER_SINK)
+        sound.stop_children()
+        sound.play(tone(DOOR_HZ, 5, dbfs=-20), loop=True)
+        # Audio comes back by itself: no new offer, the same connection.
+        heard = await heard_for(viewer, 2.0)
+        assert band_level_dbfs(heard, DOOR_HZ) > -35
+        elapsed = time.monotonic() - start
+        assert viewer.frames_between(start, start + elapsed) >= 0.9 * FPS * elapsed
+        assert viewer.longest_gap(start, start + elapsed) < 0.6
+        assert said(daemon, "microphone unavailable") == 1
+        offers = [m for m in sandbox.control.messages(device_code) if '"offer"' in (m.text or "")]
+        assert len(offers) == 1
+    finally:
+        await viewer.close()
+
+
+def only_pcmu(sdp: str) -> str:
+    """The audio section offering PCMU alone, a codec the device does not use."""
+    lines = sdp.split("\r\n")
+    out: list[str] = []
+    in_audio = False
+    for line in lines:
+        if line.startswith("m="):
+            in_audio = line.startswith("m=audio")
+            if in_audio:
+                fields = line.split()
+                line = " ".join([*fields[:3], "0"])
+        elif (
+            in_audio
+            and line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"))
+            and not line.startswith("a=rtpmap:0 ")
+        ):
+            continue
+        out.append(line)
+    return "\r\n".join(out)
+
+
+async def test_offers_the_door_cannot_fully_answer_touch_no_one_else(
+    sandbox: SandboxProcess, sound: SoundServer, daemon: DaemonProcess
+) -> None:
+    device_code = approve_pending(sandbox, daemon)
+    daemon.wait_for_state("Negotiating")
+    sound.play(tone(DOOR_HZ, 5, dbfs=-20), loop=True)
+    watcher = await streaming_viewer(sandbox, device_code, audio="recvonly")
+    odd: list[AudioViewer] = []
+    try:
+        start = time.monotonic()
+        opened = daemon.text().count("signaling: socket open")
+        # Two audio sections: the first is the door's, the second inactive.
+        twice = await streaming_viewer(sandbox, device_code, audio="recvonly", audio_sections=2)
+        odd.append(twice)
+        answer = twice.answer_sdp or ""
+        audio_sections = answer.split("m=audio")[1:]
+        assert len(audio_sections) == 2
+        assert "a=sendonly" in audio_sections[0] and "a=inactive" in audio_sections[1]
+        # Only a codec the door cannot use: audio inactive, video as usual.
+        pcmu = await streaming_viewer(sandbox, device_code, audio="recvonly", offer_edit=only_pcmu)
+        odd.append(pcmu)
+        answer = pcmu.answer_sdp or ""
+        assert "a=inactive" in answer.split("m=audio")[1]
+        assert pcmu.frame_times
+        # Audio alone: answered with audio alone.
+        alone = await AudioViewer(sandbox.info, device_code, audio="recvonly", video=False).start()
+        odd.append(alone)
+        await heard_for(alone, 1.0)
+        assert "m=video" not in (alone.answer_sdp or "")
+        # The socket and the first viewer were never touched.
+        elapsed = time.monotonic() - start
+        assert daemon.text().count("signaling: socket open") == opened
+        assert watcher.frames_between(start, start + elapsed) >= 0.9 * FPS * elapsed
+        assert band_level_dbfs(await heard_for(watcher, 1.0), DOOR_HZ) > -35
+    finally:
+        for viewer in odd:
+            await viewer.close()
+        await watcher.close()
+
+
+CONVERGE = 4.0
+MEASURE = 4.0
+NEAR_HZ = 1000.0
+
+
+async def what_a_talking_viewer_hears(
+    sandbox: SandboxProcess,
+    sound: SoundServer,
+    tmp_path: Path,
+    echo: str,
+    near_voice: bool,
+) -> tuple[float, float]:
+    """A viewer talks (a voice) while the door's speaker echoes into its
+    microphone; what the viewer hears over MEASURE s after CONVERGE s: its
+    whole level, and the level of a 1 kHz voice at the door (``near_voice``)."""
+    directory = tmp_path / f"{echo}-{'near' if near_voice else 'echo'}"
+    directory.mkdir()
+    daemon = start_daemon(sandbox, sound, directory, AUDIO_ECHO=echo)
+    try:
+        device_code = approve_pending(sandbox, daemon)
+        daemon.wait_for_state("Negotiating")
+        talk = SamplesTrack(voice(30, dbfs=-20))
+        viewer = await streaming_viewer(sandbox, device_code, audio="sendrecv", talk=talk)
+        try:
+            await heard_for(viewer, CONVERGE)
+            player = sound.play(tone(NEAR_HZ, MEASURE + 2, dbfs=-30)) if near_voice else None
+            heard = await heard_for(viewer, MEASURE)
+            if player is not None:
+                player.stop()
+        finally:
+            await viewer.close()
+    finally:
+        daemon.stop()
+    return level_dbfs(heard), band_level_dbfs(heard, NEAR_HZ)
+
+
+@pytest.fixture
+def echoing(sound: SoundServer) -> SoundServer:
+    """The speaker's sound back into the microphone, 30 ms late and 18 dB
+    down, as on a door panel (removed after the test)."""
+    sound.add_echo_path(latency_ms=30, volume_percent=50)
+    return sound
+
+
+@pytest.mark.timeout(240)
+async def test_the_viewer_does_not_hear_itself_and_still_hears_the_door(
+    sandbox: SandboxProcess, echoing: SoundServer, tmp_path: Path
+) -> None:
+    echo_off, _ = await what_a_talking_viewer_hears(
+        sandbox, echoing, tmp_path, "off", near_voice=False
+    )
+    cancelled, _ = await what_a_talking_viewer_hears(
+        sandbox, echoing, tmp_path, "cancel", near_voice=False
+    )
+    assert echo_off > -50, "the echo path must be audible to begin with"
+    assert echo_off - cancelled >= 25, (echo_off, cancelled)
+    # Double talk: a voice at the door while the viewer talks gets through.
+    _, near = await what_a_talking_viewer_hears(
+        sandbox, echoing, tmp_path, "cancel", near_voice=True
+    )
+    assert near > -30 - 6, near
+    # Half-duplex: the microphone, the door's voice with it, is lowered while the viewer talks.
+    _, lowered = await what_a_talking_viewer_hears(
+        sandbox, echoing, tmp_path, "half-duplex", near_voice=True
+    )
+    assert lowered < -30 - 20, lowered
