@@ -39,6 +39,7 @@ class ReceivedFrame:
     sequence: int | None
     latency_ms: int | None
     """Capture (stamp) to decoded, wall clock; None when the stamp was unreadable."""
+    keyframe: bool = False
 
 
 @dataclass
@@ -52,6 +53,8 @@ class StampViewer:
     info: SandboxInfo
     device_code: str
     offer_when_online: bool = True
+    configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration(iceServers=[]))
+    """ICE servers (none by default: never a public STUN server) and policy."""
     frames: list[ReceivedFrame] = field(default_factory=list)
     offers: list[Offer] = field(default_factory=list)
     online_changes: list[tuple[float, bool]] = field(default_factory=list)
@@ -73,7 +76,7 @@ class StampViewer:
         """Offer (again): a new peer connection replaces the old one."""
         if self._pc is not None:
             await self._pc.close()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = RTCPeerConnection(self.configuration)
         self._pc = pc
         index = len(self.offers)
         pc.addTransceiver("video", direction="recvonly")
@@ -105,6 +108,11 @@ class StampViewer:
         return next(
             (f.arrived for f in self.frames if f.offer == offer and f.arrived > after), None
         )
+
+    @property
+    def peer_connection(self) -> RTCPeerConnection | None:
+        """The current offer's connection."""
+        return self._pc
 
     def between(self, start: float, end: float) -> list[ReceivedFrame]:
         return [f for f in self.frames if start <= f.arrived < end]
@@ -156,6 +164,7 @@ class StampViewer:
                         offer,
                         None if stamp is None else stamp.sequence,
                         None if stamp is None else latency_ms(stamp.wall_ms, now_ms),
+                        bool(frame.key_frame),
                     )
                 )
                 record = self.offers[offer]
