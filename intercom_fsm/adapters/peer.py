@@ -30,6 +30,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from intercom_fsm.adapters.rtcp_feedback import FeedbackListener, observe_receiver_feedback
 from intercom_fsm.config import IceServer
 from intercom_fsm.events import (
     AnswerReady,
@@ -163,6 +164,8 @@ class PeerConnections:
             and track.share_encoder(codec)
         ):
             _forward_keyframe_requests(sender, track)
+            if isinstance(track, FeedbackListener):
+                observe_receiver_feedback(sender, track)
         self._emit(AnswerReady(entry.session, entry.peer, local.sdp))
         for candidate in local_candidates(local.sdp):
             self._emit(LocalIceCandidate(entry.session, entry.peer, candidate))

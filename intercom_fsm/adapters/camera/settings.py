@@ -39,7 +39,9 @@ class CameraSettings:
     shared_encoder: bool = True
     """Viewers that negotiate VP8 share one encoder (see :mod:`.encoding`)."""
     bitrate: int | None = None
-    """The shared encoder's target in bit/s; None: a default for the size and rate."""
+    """The shared encoder's ceiling in bit/s: its high layer, which viewers get
+    when their path carries it (see :mod:`.layers`); None: a default for the
+    size and rate."""
 
     def __attrs_post_init__(self) -> None:
         if self.reopen_cap < self.reopen_base:
