@@ -39,7 +39,6 @@ class ReceivedFrame:
     sequence: int | None
     latency_ms: int | None
     """Capture (stamp) to decoded, wall clock; None when the stamp was unreadable."""
-    keyframe: bool = False
 
 
 @dataclass
@@ -164,7 +163,6 @@ class StampViewer:
                         offer,
                         None if stamp is None else stamp.sequence,
                         None if stamp is None else latency_ms(stamp.wall_ms, now_ms),
-                        bool(frame.key_frame),
                     )
                 )
                 record = self.offers[offer]

@@ -4,16 +4,18 @@
         [--ice-servers JSON] [--relay-only]
 
 It is ``bench.stamp_viewer.StampViewer`` (sign in, offer, offer again when the
-device comes back) with the bench's marker-bit jitter buffer, its host
+device comes back) with the bench's marker-bit jitter buffer and a browser's
+loss recovery (``bench/loss_recovery.py``), its host
 candidates restricted to the addresses in ``INTERCOM_TEST_ICE_ADDRESSES``
 (``tests/loopback.py``), and, when asked, ICE servers and the relay-only
 policy. It prints JSON lines on stdout:
 
-* ``{"event": "frame", "t", "offer", "seq", "latency_ms", "key"}`` for every
+* ``{"event": "frame", "t", "offer", "seq", "latency_ms"}`` for every
   decoded frame (``t`` is ``time.monotonic()``, the same clock as the test's);
 * ``{"event": "pair", "offer", "local", "remote"}``: the candidate types of the
   pair ICE selected, once the offer's first frame arrived;
-* ``{"event": "bytes", "t", "payload"}`` twice a second: video payload received so far.
+* ``{"event": "bytes", "t", "payload", "keyframes"}`` twice a second: video
+  payload and keyframes received so far.
 
 :class:`ViewerProcess` starts it and reads those lines on a thread.
 """
@@ -52,6 +54,7 @@ async def watch(info_path: Path, device_code: str, ice_servers: str, relay_only:
     from aiortc import RTCConfiguration, RTCIceServer
     from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
+    from bench.loss_recovery import RecoveringJitterBuffer
     from bench.marker_jitter import MarkerJitterBuffer
     from bench.stamp_viewer import StampViewer
     from intercom_fsm.sandbox.files import read_json_object
@@ -85,7 +88,6 @@ async def watch(info_path: Path, device_code: str, ice_servers: str, relay_only:
                     "offer": frame.offer,
                     "seq": frame.sequence,
                     "latency_ms": frame.latency_ms,
-                    "key": frame.keyframe,
                 }
             )
             if frame.offer not in paired and viewer.peer_connection is not None:
@@ -96,7 +98,14 @@ async def watch(info_path: Path, device_code: str, ice_servers: str, relay_only:
                         {"event": "pair", "offer": frame.offer, "local": pair[0], "remote": pair[1]}
                     )
         printed = len(viewer.frames)
-        emit({"event": "bytes", "t": time.monotonic(), "payload": MarkerJitterBuffer.payload_bytes})
+        emit(
+            {
+                "event": "bytes",
+                "t": time.monotonic(),
+                "payload": MarkerJitterBuffer.payload_bytes,
+                "keyframes": RecoveringJitterBuffer.keyframes,
+            }
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), REPORT_PERIOD)
     await viewer.close()
@@ -198,11 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ice-servers", default="[]")
     parser.add_argument("--relay-only", action="store_true")
     options = parser.parse_args(argv)
-    from bench import marker_jitter
+    from bench import loss_recovery
     from tests.loopback import restrict_ice_to_loopback
 
     restrict_ice_to_loopback()
-    marker_jitter.install()
+    loss_recovery.install()
     asyncio.run(watch(options.info, options.device_code, options.ice_servers, options.relay_only))
     return 0
 

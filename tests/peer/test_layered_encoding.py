@@ -40,6 +40,7 @@ async def drain(queue: PacketQueue) -> list[int]:
 
 async def test_a_viewer_moves_to_its_new_layer_at_that_layers_keyframe() -> None:
     chooser = LayerChooser(LayerRates(460_000, 161_000), 0.0)
+    chooser.target = Layer.HIGH
     queue = PacketQueue(KeyframeRequests(), chooser)  # type: ignore[arg-type]
     high, low = Layer.HIGH, Layer.LOW
     queue.offer({high: [packet(True, 1)], low: [packet(True, 2)]})
@@ -57,7 +58,7 @@ async def test_a_viewer_moves_to_its_new_layer_at_that_layers_keyframe() -> None
 
 async def test_a_joining_viewer_starts_on_its_layer_at_a_keyframe() -> None:
     chooser = LayerChooser(LayerRates(460_000, 161_000), 0.0)
-    chooser.target = Layer.LOW
+    assert chooser.target is Layer.LOW  # where every viewer starts
     queue = PacketQueue(KeyframeRequests(), chooser)  # type: ignore[arg-type]
     queue.offer({Layer.HIGH: [packet(True, 1)], Layer.LOW: [packet(False, 2)]})
     queue.offer({Layer.HIGH: [packet(False, 3)], Layer.LOW: [packet(True, 4)]})
@@ -83,7 +84,7 @@ def longest_gap(viewer: Viewer, since: float) -> float:
     return max(b - a for a, b in itertools.pairwise(times)) if len(times) > 1 else 0.0
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 async def test_viewers_on_two_layers_cost_two_encodes_and_switch_without_a_gap(
     device: Device,
 ) -> None:
@@ -93,7 +94,8 @@ async def test_viewers_on_two_layers_cost_two_encodes_and_switch_without_a_gap(
     await eventually(lambda: len(fast.frames) >= 10 and len(slow.frames) >= 10, 20, "frames")
     encoder = device.camera._shared_vp8
     assert isinstance(encoder, SharedVp8Encoder)
-    assert encoder.viewers_on(Layer.HIGH) == 2 and not encoder.encoding(Layer.LOW)
+    # New viewers start low: one layer encoded.
+    assert encoder.viewers_on(Layer.LOW) == 2 and not encoder.encoding(Layer.HIGH)
 
     # The real receivers' RTCP reaches each viewer's chooser: estimates and reports.
     chooser = track_of(device, 2)._packets.chooser  # type: ignore[union-attr]
@@ -102,20 +104,26 @@ async def test_viewers_on_two_layers_cost_two_encodes_and_switch_without_a_gap(
     await eventually(lambda: chooser.loss(time.monotonic()) is not None, 10, "receiver reports")
     assert chooser.loss(time.monotonic()) == 0.0  # loopback loses nothing
 
+    # Loopback is clean: both probe up, and the low layer stops.
+    await eventually(lambda: encoder.viewers_on(Layer.HIGH) == 2, 30, "both viewers on high")
+    await eventually(lambda: not encoder.encoding(Layer.LOW), 5, "the low layer stopped")
+
     # The second viewer's receiver says its path carries 100 kbit/s.
     switched = time.monotonic()
+    switches = encoder.layer_switches
     for _ in range(20):
         track_of(device, 2).on_remb(100_000)
         await asyncio.sleep(0.05)
         if encoder.viewers_on(Layer.LOW):
             break
     await eventually(lambda: encoder.viewers_on(Layer.LOW) == 1, 5, "the slow viewer on low")
-    assert encoder.viewers_on(Layer.HIGH) == 1 and encoder.layer_switches == 1
+    assert encoder.layer_switches == switches + 1
 
-    # A third viewer on the high layer adds no encode: two per picture, not three.
+    # A third viewer (it starts low) adds no encode: two per picture, not three.
     third = Viewer()
     await device.connect(third)
     await eventually(lambda: len(third.frames) >= 10, 20, "the third viewer's frames")
+    assert (encoder.viewers_on(Layer.HIGH), encoder.viewers_on(Layer.LOW)) == (1, 2)
     pictures, high, low = (
         encoder.pictures_encoded,
         encoder.encodes(Layer.HIGH),
@@ -127,13 +135,14 @@ async def test_viewers_on_two_layers_cost_two_encodes_and_switch_without_a_gap(
     assert encoder.encodes(Layer.HIGH) - high == pictures
     assert encoder.encodes(Layer.LOW) - low == pictures
 
-    # The slow viewer kept decoding through the switch, in order.
+    # The slow viewer kept decoding through its switches, in order.
     assert longest_gap(slow, switched) < 0.5
     pts = [f.pts or 0 for f in slow.frames]
     assert pts == sorted(pts)
-    assert encoder.sent_rate(Layer.LOW) < encoder.sent_rate(Layer.HIGH)
 
-    # It leaves: the low layer is no longer encoded.
+    # The low layer's viewers leave: it is no longer encoded.
     await device.peers.close(2)
+    await device.peers.close(3)
     await eventually(lambda: not encoder.encoding(Layer.LOW), 5, "the low layer stopped")
-    assert len(fast.frames) > 0 and len(third.frames) > 0
+    frames = len(fast.frames)
+    await eventually(lambda: len(fast.frames) >= frames + 5, 5, "the fast viewer's frames")

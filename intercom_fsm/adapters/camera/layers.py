@@ -3,34 +3,41 @@
 The shared VP8 encoder (:mod:`.encoding`) can encode each picture twice: a
 *high* layer at the ceiling (``VIDEO_BITRATE`` or the default for the size and
 rate) and a *low* one at about a third of it. Every viewer is on one layer; a
-:class:`LayerChooser` per viewer decides which, from the two things a WebRTC
-receiver tells its sender over RTCP:
+:class:`LayerChooser` per viewer decides which, from what a WebRTC receiver
+tells its sender over RTCP:
 
-* its **estimate** (REMB): the bitrate its delay-based estimator thinks the
-  path carries. Receivers (aiortc's, Chrome's) lower it only when queues grow
-  (overuse: to 0.85 of what arrives) and never raise it above about 1.5 times
-  what they receive, so an estimate under what we send means "too much";
+* its **estimate** (REMB), from a delay-based estimator. Receivers (aiortc's,
+  Chrome's) lower it only on *overuse*, when queues grow, to 0.85 of what
+  arrives; otherwise they raise it by about 8 % a second, never above 1.5
+  times what arrives. So a drop says "too much", and the value after it says
+  about how much gets through; a value under what is sent, while it rises,
+  only says the estimator has not caught up;
 * its **loss** (receiver reports): counts of packets expected and lost,
-  turned here into the share lost over a window (before retransmission); and,
-  from the same reports, the **round-trip time**, which grows with the queue
-  on the path.
+  turned here into the share lost over a window (before retransmission);
+* the **round-trip time** those reports give, which grows with the queue in
+  front of a slow link.
 
 The rules, with hysteresis so that a viewer does not flap:
 
-* start on high;
-* high → low when, over a short window, more than 10 % is lost; or the
-  estimate falls under 0.7 of what the high layer sends; or it stays under
-  0.9 of it for 3 s (a link just below the high rate);
-* low → high only as a *probe*, after a back-off (8 s, doubling up to 120 s
-  after each probe that fails), and only when under 1 % was lost over the
-  last 20 s: the estimate cannot say more (on the low layer it is capped
-  near 1.5 times the low rate), so going up is tried, and undone at once when
-  the path says it is too much: the estimate drops (overuse), more than 10 %
-  is lost, or the round trip grows 200 ms over what it was before the probe
-  (a queue filling: the first report after a second of overload shows it).
-  A probe that holds for 6 s, or whose estimate reaches the high rate, ends
-  the back-off;
-* with loss between 1 % and 10 % a viewer stays where it is (as libwebrtc's
+* start on low, as WebRTC senders start low and ramp up: a new viewer's path
+  is unknown, and flooding a slow one freezes it;
+* low → high only as a *probe*: the estimate cannot say more (on the low layer
+  it is capped near 1.5 times the low rate), so going up is tried when the
+  path looks clean, under 1.5 % lost over the last 20 s (at least 150
+  packets; a quiet picture that sends fewer is judged on what 10 s brought);
+  a path that does not is looked at again 8 s later. A probe is undone when
+  more than 10 % is lost or the round trip grows 200 ms over what it was
+  before (a queue filling: the first report after a second of overload shows
+  it); the estimate is not heeded during a probe, it still reflects the low
+  layer. A failed probe doubles the wait before the next (8 s up to 120 s).
+  A probe has held when the estimate reaches 0.9 of the high rate, or after
+  12 s without a sign against it;
+* high → low when more than 10 % is lost over 3 s; or the round trip grows
+  300 ms over its lowest of the last 30 s (a standing queue); or the
+  receiver signals overuse with an estimate under 0.75 of what the high layer
+  sends (a spurious overuse on a fast path lands near 0.85 of it, and is
+  ignored);
+* with loss between 1.5 % and 10 % a viewer stays where it is (as libwebrtc's
   loss-based rule holds its rate there).
 
 A switch takes effect at the next keyframe of the new layer (the encoder asks
@@ -85,21 +92,24 @@ class LayerPolicy:
     down_loss: float = 0.10
     down_loss_window: float = 3.0
     down_loss_packets: int = 30
-    up_loss: float = 0.01
+    up_loss: float = 0.015
     up_loss_window: float = 20.0
     up_loss_packets: int = 150
-    far_below: float = 0.7
-    below: float = 0.9
-    below_seconds: float = 3.0
+    quiet_after: float = 10.0
+    quiet_packets: int = 30
+    """A stream that sent fewer than ``up_loss_packets`` in ``quiet_after``
+    seconds (a still picture) is judged on at least this many."""
+    overuse_below: float = 0.75
     overuse_drop: float = 0.97
     """An estimate this much under the one before is an overuse signal
     (receivers lower their estimate only on overuse)."""
+    queue_rise: float = 0.3
     probe_rtt_rise: float = 0.2
     estimate_fresh: float = 2.5
     """An estimate older than this is not acted on (no RTCP in an outage)."""
     first_backoff: float = 8.0
     max_backoff: float = 120.0
-    probe_hold: float = 6.0
+    probe_hold: float = 12.0
 
 
 @attrs.frozen
@@ -131,6 +141,10 @@ class LossWindow:
         while len(self._reports) > 2 and self._reports[1][0] < now - self._keep:
             self._reports.popleft()
 
+    def span(self) -> float:
+        """Seconds between the oldest and the newest report kept."""
+        return self._reports[-1][0] - self._reports[0][0] if self._reports else 0.0
+
     def share_lost(self, now: float, window: float, min_packets: int) -> float | None:
         """Lost / expected since the last report at least ``window`` old (or the
         oldest kept); None with fewer than ``min_packets`` expected."""
@@ -154,14 +168,14 @@ class LayerChooser:
     def __init__(self, rates: LayerRates, now: float, policy: LayerPolicy | None = None) -> None:
         self.rates = rates
         self.policy = policy or LayerPolicy()
-        self.target = Layer.HIGH
+        self.target = Layer.LOW if rates.low is not None else Layer.HIGH
         self.switches = 0
         self._losses = LossWindow(keep=max(self.policy.up_loss_window, 30.0) + 5.0)
         self._round_trips: collections.deque[tuple[float, float]] = collections.deque()
         self._estimate: int | None = None
         self._estimate_at = -float("inf")
-        self._overuse_at = -float("inf")
-        self._below_since: float | None = None
+        self._overuse: tuple[float, int] | None = None
+        """When the receiver last lowered its estimate, and to what."""
         self._backoff = self.policy.first_backoff
         self._probe_after = now
         self._probe_started: float | None = None
@@ -177,7 +191,7 @@ class LayerChooser:
     def on_remb(self, bitrate: int, now: float) -> None:
         previous = self._estimate
         if previous is not None and bitrate < previous * self.policy.overuse_drop:
-            self._overuse_at = now
+            self._overuse = (now, bitrate)
         self._estimate, self._estimate_at = bitrate, now
 
     def on_report(
@@ -196,7 +210,10 @@ class LayerChooser:
     def loss(self, now: float, *, long: bool = False) -> float | None:
         policy = self.policy
         if long:
-            return self._losses.share_lost(now, policy.up_loss_window, policy.up_loss_packets)
+            loss = self._losses.share_lost(now, policy.up_loss_window, policy.up_loss_packets)
+            if loss is None and self._losses.span() >= policy.quiet_after:
+                loss = self._losses.share_lost(now, policy.up_loss_window, policy.quiet_packets)
+            return loss
         return self._losses.share_lost(now, policy.down_loss_window, policy.down_loss_packets)
 
     def decide(self, now: float, sent: SentRate) -> Switch | None:
@@ -217,28 +234,23 @@ class LayerChooser:
         self._probe_started = now
         return switch
 
-    def _fresh_estimate(self, now: float) -> int | None:
-        if now - self._estimate_at > self.policy.estimate_fresh:
-            return None
-        return self._estimate
-
     def _too_much(self, now: float, sent: SentRate) -> str | None:
         policy = self.policy
         loss = self.loss(now)
         if loss is not None and loss > policy.down_loss:
             return f"{loss:.0%} lost over {policy.down_loss_window:g} s"
-        estimate = self._fresh_estimate(now)
-        rate = sent(Layer.HIGH) or self.rates.high
-        if estimate is None or estimate >= policy.below * rate:
-            self._below_since = None
-            return None
-        if self._below_since is None:
-            self._below_since = now
-        said = f"estimate {estimate / 1000:.0f} kbit/s, sending {rate / 1000:.0f} kbit/s"
-        if estimate < policy.far_below * rate:
-            return said
-        if now - self._below_since >= policy.below_seconds:
-            return f"{said} for {policy.below_seconds:g} s"
+        rise = self._round_trip_rise(since=now - ROUND_TRIP_MEMORY)
+        if rise is not None and rise > policy.queue_rise:
+            return f"the round trip grew {rise * 1000:.0f} ms"
+        if self._overuse is not None and now - self._overuse[0] <= policy.estimate_fresh:
+            estimate = self._overuse[1]
+            rate = sent(Layer.HIGH) or self.rates.high
+            if estimate < policy.overuse_below * rate:
+                self._overuse = None  # one signal, one decision
+                return (
+                    f"overuse: estimate {estimate / 1000:.0f} kbit/s,"
+                    f" sending {rate / 1000:.0f} kbit/s"
+                )
         return None
 
     def _probe_failed(self, now: float) -> str | None:
@@ -246,32 +258,45 @@ class LayerChooser:
         loss = self.loss(now)
         if loss is not None and loss > self.policy.down_loss:
             return f"probe failed: {loss:.0%} lost"
-        if self._overuse_at >= self._probe_started:
-            return "probe failed: the receiver signalled overuse"
-        before = [rtt for at, rtt in self._round_trips if at < self._probe_started]
-        during = [rtt for at, rtt in self._round_trips if at >= self._probe_started]
-        if before and during and during[-1] > min(before) + self.policy.probe_rtt_rise:
-            rise = during[-1] - min(before)
+        rise = self._round_trip_rise(since=self._probe_started, baseline_before=True)
+        if rise is not None and rise > self.policy.probe_rtt_rise:
             return f"probe failed: the round trip grew {rise * 1000:.0f} ms"
         return None
 
+    def _round_trip_rise(self, since: float, baseline_before: bool = False) -> float | None:
+        """The latest round trip over the lowest one: the lowest before
+        ``since`` (``baseline_before``) or since it."""
+        if not self._round_trips:
+            return None
+        latest_at, latest = self._round_trips[-1]
+        if baseline_before:
+            before = [rtt for at, rtt in self._round_trips if at < since]
+            if not before or latest_at < since:
+                return None
+            return latest - min(before)
+        return latest - min(rtt for at, rtt in self._round_trips if at >= since)
+
     def _end_probe_if_held(self, now: float, sent: SentRate) -> None:
         assert self._probe_started is not None
-        estimate = self._fresh_estimate(now)
+        fresh = now - self._estimate_at <= self.policy.estimate_fresh
         rate = sent(Layer.HIGH) or self.rates.high
-        caught_up = estimate is not None and estimate >= self.policy.below * rate
+        caught_up = fresh and self._estimate is not None and self._estimate >= 0.9 * rate
         if caught_up or now - self._probe_started >= self.policy.probe_hold:
             self._probe_started = None
             self._backoff = self.policy.first_backoff
-            self._below_since = None
 
     def _may_probe(self, now: float) -> str | None:
-        if now < self._probe_after or now - self._overuse_at < self.policy.first_backoff:
+        if now < self._probe_after:
             return None
         loss = self.loss(now, long=True)
-        if loss is None or loss >= self.policy.up_loss:
+        if loss is None:
+            return None  # not enough reports yet: ask again at the next picture
+        if loss >= self.policy.up_loss:
+            # One look per back-off period, not a sliding search for the one
+            # clean stretch that a lossy path has now and then.
+            self._probe_after = now + self.policy.first_backoff
             return None
-        return f"probe: {loss:.1%} lost over {self.policy.up_loss_window:g} s"
+        return f"probe: {loss:.1%} lost over the last {self.policy.up_loss_window:g} s"
 
     def _go(self, layer: Layer, now: float, reason: str) -> Switch:
         switch = Switch(self.target, layer, reason)
@@ -281,5 +306,4 @@ class LayerChooser:
             self._probe_started = None
             self._probe_after = now + self._backoff
             self._backoff = min(self._backoff * 2, self.policy.max_backoff)
-        self._below_since = None
         return switch
