@@ -10,13 +10,15 @@ asks for a keyframe. Measured with aiortc's behaviour, every client would
 "freeze" for tens of seconds on a 3 % lossy link whatever it sent, so the
 network bench's viewers (and the slow-link tests') behave like a browser:
 
-* :class:`RetryingNackGenerator` announces the packets still missing again
-  every :data:`NACK_RETRY` seconds (on the next packet that arrives), and
-  forgets a packet after :data:`GIVE_UP` seconds;
+* :class:`RetryingNackGenerator` asks for a packet still missing again once
+  a round trip has passed (on the next packet that arrives; never sooner, or
+  a congested link would carry each retransmission many times), and forgets
+  a packet after :data:`GIVE_UP` seconds;
 * :class:`RecoveringJitterBuffer` (the bench's marker-bit buffer) gives up on
-  a frame whose packets are still missing after :data:`GIVE_UP` seconds: it
-  drops the buffer up to the next VP8 keyframe, and asks the sender for one
-  (PLI). It also counts the keyframes that arrive.
+  its oldest frame when it has waited :data:`GIVE_UP` seconds for a missing
+  packet: it drops the buffer up to the next VP8 keyframe (or everything until
+  one comes) and asks the sender for one (PLI). It also counts the keyframes
+  that arrive.
 
 Installed in the viewer processes only (:func:`install`); the clients under
 test are untouched, and both clients' viewers get the same treatment.
@@ -30,11 +32,11 @@ import aiortc.rtcrtpreceiver
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add, uint16_gt
 
 from bench import marker_jitter
 from bench.marker_jitter import MarkerJitterBuffer
 
-NACK_RETRY = 0.1
 GIVE_UP = 1.0
 
 
@@ -50,23 +52,40 @@ def starts_keyframe(packet: RtpPacket) -> bool:
 
 
 class RetryingNackGenerator(aiortc.rtcrtpreceiver.NackGenerator):
+    """Which packets to NACK now (``missing``, read by aiortc's receiver
+    right after :meth:`add` returns True): new gaps at once, a packet asked
+    for before again once a round trip has passed without it (the round trip
+    learnt from how long retransmissions take), none after :data:`GIVE_UP`."""
+
     def __init__(self) -> None:
         super().__init__()
-        self._missed_at: dict[int, float] = {}
-        self._last_nack = 0.0
+        self._asked: dict[int, tuple[float, float]] = {}
+        """Missing sequence number: (first missed, last asked)."""
+        self.round_trip = 0.2
 
     def add(self, packet: RtpPacket) -> bool:
-        """True when the receiver should send a NACK for ``missing`` now."""
-        new_gap = super().add(packet)
         now = time.monotonic()
-        for sequence in list(self.missing):
-            if now - self._missed_at.setdefault(sequence, now) > GIVE_UP:
-                self.missing.discard(sequence)
-        self._missed_at = {s: t for s, t in self._missed_at.items() if s in self.missing}
-        if self.missing and (new_gap or now - self._last_nack >= NACK_RETRY):
-            self._last_nack = now
-            return True
-        return False
+        sequence = packet.sequence_number
+        if self.max_seq is None:
+            self.max_seq = sequence
+            return False
+        if uint16_gt(sequence, self.max_seq):
+            gap = uint16_add(self.max_seq, 1)
+            while uint16_gt(sequence, gap):
+                self._asked[gap] = (now, -float("inf"))
+                gap = uint16_add(gap, 1)
+            self.max_seq = sequence
+        elif sequence in self._asked:
+            asked = self._asked.pop(sequence)[1]
+            if asked > 0:
+                self.round_trip = 0.8 * self.round_trip + 0.2 * (now - asked)
+        retry = max(0.15, 1.5 * self.round_trip)
+        self._asked = {s: t for s, t in self._asked.items() if now - t[0] <= GIVE_UP}
+        due = {s for s, (_, asked) in self._asked.items() if now - asked >= retry}
+        for due_sequence in due:
+            self._asked[due_sequence] = (self._asked[due_sequence][0], now)
+        self.missing = due
+        return bool(due)
 
 
 class RecoveringJitterBuffer(MarkerJitterBuffer):
@@ -75,7 +94,7 @@ class RecoveringJitterBuffer(MarkerJitterBuffer):
 
     def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
         super().__init__(capacity=capacity, prefetch=prefetch, is_video=is_video)
-        self._hole: tuple[int, float] | None = None
+        self._head: tuple[int, float] | None = None
         self._skipping = False
         self._last_keyframe_timestamp: int | None = None
 
@@ -93,30 +112,36 @@ class RecoveringJitterBuffer(MarkerJitterBuffer):
         pli, frame = super().add(packet)
         if frame is None and self._stalled():
             self._skip_to_keyframe()
+            if self._origin is None:
+                return True, None
             return True, self._remove_frame(packet.sequence_number)
         return pli, frame
 
     def _stalled(self) -> bool:
-        """The oldest frame has waited :data:`GIVE_UP` seconds for a missing packet."""
+        """The oldest frame has waited :data:`GIVE_UP` seconds, for a packet
+        at its start or in its middle."""
         origin = self._origin
-        if origin is None or self._packets[origin % self.capacity] is not None:
-            self._hole = None
-            return False
         now = time.monotonic()
-        if self._hole is None or self._hole[0] != origin:
-            self._hole = (origin, now)
+        if origin is None:
+            self._head = None
             return False
-        return now - self._hole[1] > GIVE_UP
+        if self._head is None or self._head[0] != origin:
+            self._head = (origin, now)
+            return False
+        return now - self._head[1] > GIVE_UP
 
     def _skip_to_keyframe(self) -> None:
+        """Drop the broken frame and what depends on it: up to the next
+        keyframe in the buffer, or everything until one arrives."""
         assert self._origin is not None
-        self._hole = None
-        for count in range(self.capacity):
+        self._head = None
+        for count in range(1, self.capacity):
             packet = self._packets[(self._origin + count) % self.capacity]
             if packet is not None and starts_keyframe(packet):
                 self.remove(count)
                 return
         self.remove(self.capacity)
+        self._origin = None
         self._skipping = True
 
 

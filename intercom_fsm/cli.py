@@ -20,7 +20,6 @@ from intercom_fsm._version import __version__
 
 if TYPE_CHECKING:
     from intercom_fsm.config import Config
-    from intercom_fsm.daemon.operations import OperationsSettings
     from intercom_fsm.redact import RedactingFilter
 
 EXIT_OK = 0
@@ -100,9 +99,8 @@ def _diagram(args: argparse.Namespace, _rest: Sequence[str]) -> int:
     if args.check:
         stale = [
             path
-            for source in diagram.DIAGRAMS
-            if not (path := args.output / f"{source.name}.mmd").exists()
-            or path.read_text() != diagram.mermaid(source)
+            for path, text in diagram.expected_files(args.output).items()
+            if not path.exists() or path.read_text() != text
         ]
         for path in stale:
             print(f"{path} differs from the machine: run 'intercom-fsm diagram'", file=sys.stderr)
@@ -153,20 +151,8 @@ def _run(args: argparse.Namespace, _rest: Sequence[str]) -> int:
     from intercom_fsm.daemon.app import run_daemon
 
     config = _load_config(args)
-    operations = _load_operations_settings()
     secrets = _start_logging(config)
-    return asyncio.run(run_daemon(config, secrets, operations_settings=operations))
-
-
-def _load_operations_settings() -> OperationsSettings:
-    from intercom_fsm.config import ConfigError
-    from intercom_fsm.daemon.operations import OperationsSettings
-
-    try:
-        return OperationsSettings.from_environ(os.environ)
-    except ConfigError as error:
-        print(f"intercom-fsm: configuration error: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
+    return asyncio.run(run_daemon(config, secrets))
 
 
 def _login(args: argparse.Namespace, _rest: Sequence[str]) -> int:
@@ -188,7 +174,7 @@ def _logout(args: argparse.Namespace, _rest: Sequence[str]) -> int:
 
 def _status(args: argparse.Namespace, _rest: Sequence[str]) -> int:
     from intercom_fsm.adapters.token_store import TokenStore
-    from intercom_fsm.daemon.operations import describe_live_daemon
+    from intercom_fsm.daemon.status_client import describe_live_daemon
     from intercom_fsm.redact import fingerprint
 
     config = _load_config(args)
@@ -227,11 +213,11 @@ def _demo(args: argparse.Namespace, _rest: Sequence[str]) -> int:
 
 
 def _live_state() -> str | None:
-    from intercom_fsm.config import ConfigError
-    from intercom_fsm.daemon.operations import OperationsSettings, fetch_live_status
+    from intercom_fsm.config import ConfigError, load_health_settings
+    from intercom_fsm.daemon.status_client import fetch_live_status
 
     try:
-        address = OperationsSettings.from_environ(os.environ).health_address
+        address = load_health_settings(os.environ).address
     except ConfigError as error:
         print(f"intercom-fsm: configuration error: {error}", file=sys.stderr)
         return None

@@ -29,6 +29,8 @@ class Timer(enum.Enum):
     POLL = "poll"
     BACKOFF = "backoff"
     ACCESS_TOKEN_EXPIRY = "access_token_expiry"
+    FLOW_EXPIRY = "flow_expiry"
+    ORPHAN_GRACE = "orphan_grace"
     SESSION_SETUP = "session_setup"
 
 
@@ -147,12 +149,14 @@ class ClosePeer:
 
 @attrs.frozen
 class OpenCamera:
-    """The first viewer arrived: start capturing."""
+    """The socket is open (Negotiating): start capturing now, so that the
+    first viewer's frames do not wait for the camera to start."""
 
 
 @attrs.frozen
 class CloseCamera:
-    """The last viewer left: stop capturing and release the device."""
+    """The socket is gone and no call holds media, or shutdown: stop
+    capturing and release the device."""
 
 
 # --- Audio devices ------------------------------------------------------------
@@ -247,5 +251,9 @@ def timer_event(effect: ScheduleTimer) -> ev.TimerEvent:
             return ev.BackoffElapsed(effect.generation)
         case Timer.ACCESS_TOKEN_EXPIRY:
             return ev.AccessTokenExpiring(effect.generation)
+        case Timer.FLOW_EXPIRY:
+            return ev.FlowExpiryDue(effect.generation)
+        case Timer.ORPHAN_GRACE:
+            return ev.OrphanGraceElapsed(effect.generation)
         case Timer.SESSION_SETUP:
             return ev.SessionSetupExpired(effect.generation, effect.session or "", effect.peer or 0)

@@ -351,6 +351,21 @@ class AccessTokenExpiring:
 
 
 @attrs.frozen
+class FlowExpiryDue:
+    """The device code's ``expires_in`` has passed on the device's own clock."""
+
+    generation: int
+
+
+@attrs.frozen
+class OrphanGraceElapsed:
+    """The signaling socket has been gone for the grace period: calls that
+    kept their media through the outage end now (protocol.md 3.3)."""
+
+    generation: int
+
+
+@attrs.frozen
 class SessionSetupExpired:
     """A viewer's peer did not reach ``connected`` in time: reap it."""
 
@@ -359,7 +374,14 @@ class SessionSetupExpired:
     peer: PeerId
 
 
-TimerEvent = PollDue | BackoffElapsed | AccessTokenExpiring | SessionSetupExpired
+TimerEvent = (
+    PollDue
+    | BackoffElapsed
+    | AccessTokenExpiring
+    | FlowExpiryDue
+    | OrphanGraceElapsed
+    | SessionSetupExpired
+)
 
 Event = (
     Started
@@ -402,21 +424,16 @@ Event = (
     | PollDue
     | BackoffElapsed
     | AccessTokenExpiring
+    | FlowExpiryDue
+    | OrphanGraceElapsed
     | SessionSetupExpired
 )
 """Every event, as one union type."""
 
-EVENT_TYPES: tuple[type[Event], ...] = Event.__args__
+TIMER_EVENTS: tuple[type[TimerEvent], ...] = TimerEvent.__args__
 
-SESSION_EVENT_TYPES = (
-    OfferReceived,
-    RemoteIceCandidate,
-    HangupReceived,
-    AnswerReady,
-    LocalIceCandidate,
-    PeerConnected,
-    PeerFailed,
-    PeerClosed,
-    SessionSetupExpired,
-)
-"""Events that belong to one viewer session and go to its session machine."""
+VIEWER_SIGNALING_EVENTS = (OfferReceived, RemoteIceCandidate, HangupReceived)
+"""What the backend tells about one viewer session; it needs the socket."""
+
+PEER_EVENTS = (AnswerReady, LocalIceCandidate, PeerConnected, PeerFailed, PeerClosed)
+"""What a viewer's peer connection tells; it needs no socket."""

@@ -8,6 +8,9 @@ place; this module is the safety net behind it:
 * :class:`RedactingFilter` is a :class:`logging.Filter` holding the secrets
   currently in use (the runtime registers each new token as it arrives) and
   scrubbing every record that passes through a handler it is attached to;
+* :func:`one_line` and :func:`one_line_text` make an error or a server's text
+  into one bounded log line: secrets are replaced *before* the text is cut, so
+  no prefix of a secret survives at the cut;
 * :func:`fingerprint` gives operators a short, non-secret handle on a value.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import unicodedata
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
@@ -26,6 +30,9 @@ a log line would destroy it and protect nothing."""
 
 _FINGERPRINT_MIN_LENGTH = 16
 """Below this length even four characters would give away too much."""
+
+MAX_LINE_CHARS = 200
+"""How much of an error's or a server's text goes into one log line."""
 
 
 def _variants(secret: str) -> set[str]:
@@ -53,6 +60,39 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def one_line_text(
+    text: str, secrets: Iterable[str | None] = (), limit: int = MAX_LINE_CHARS
+) -> str:
+    """``text`` as one log line: known secrets replaced, control and separator
+    characters made spaces, runs of spaces made one, then cut to ``limit``
+    characters (ending in ``...`` when cut). The secrets go first: a cut
+    through the middle of a secret would leave its prefix in clear."""
+    secrets = tuple(secrets)
+    kept = redact(text, secrets)
+    kept = "".join(
+        char if unicodedata.category(char)[0] not in "CZ" or char == " " else " " for char in kept
+    )
+    # Again: a secret split by a newline is whole once the line is joined.
+    kept = redact(" ".join(kept.split()), secrets)
+    if len(kept) > limit:
+        kept = kept[: max(0, limit - 3)] + "..."
+    return kept
+
+
+def one_line(
+    error: BaseException, secrets: Iterable[str | None] = (), limit: int = MAX_LINE_CHARS
+) -> str:
+    """One redacted, bounded line about an error: ``"OSError: text"``, or the
+    type's name alone when the error has no text (aiortc raises some, a bad
+    SDP line or candidate, with an empty message)."""
+    name = type(error).__name__
+    try:
+        text = str(error)
+    except Exception:  # a broken __str__ must not hide the error itself
+        text = ""
+    return one_line_text(f"{name}: {text}" if text.strip() else name, secrets, limit)
 
 
 def fingerprint(secret: str | None) -> str:
@@ -102,9 +142,6 @@ class RedactingFilter(logging.Filter):
     def secrets(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._secrets)
-
-    def scrub(self, text: str) -> str:
-        return redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = self.secrets

@@ -2,7 +2,8 @@
 
 - :class:`FakeClock`: injected time that moves only when told.
 - :class:`ResourceLedger`: replays effects and events and checks that every
-  opened resource (socket, peer, camera, timer) is closed exactly once.
+  opened resource (socket, peer, camera, microphone, speaker, timer) is
+  closed exactly once.
 - :func:`happy_event`: what a working world would answer next, so that a test
   can walk from any state to Streaming.
 """
@@ -14,6 +15,7 @@ import attrs
 from intercom_fsm import effects as fx
 from intercom_fsm import events as ev
 from intercom_fsm.effects import Effect, Timer, TimerKey
+from intercom_fsm.machine.guards import timer_key_of
 from intercom_fsm.machine.lifecycle import LifecycleMachine
 from intercom_fsm.machine.session import SessionState
 from intercom_fsm.states import State
@@ -38,6 +40,8 @@ class LedgerError(AssertionError):
 class ResourceLedger:
     sockets_open: int = 0
     camera_open: int = 0
+    microphone_open: int = 0
+    speaker_open: int = 0
     peers_open: set[int] = attrs.field(factory=set)
     pending_timers: dict[TimerKey, int] = attrs.field(factory=dict)
     delays: list[tuple[Timer, float]] = attrs.field(factory=list)
@@ -70,6 +74,22 @@ class ResourceLedger:
                 if not self.camera_open:
                     raise LedgerError("camera closed twice")
                 self.camera_open -= 1
+            case fx.OpenMicrophone():
+                if self.microphone_open:
+                    raise LedgerError("microphone opened twice")
+                self.microphone_open += 1
+            case fx.CloseMicrophone():
+                if not self.microphone_open:
+                    raise LedgerError("microphone closed twice")
+                self.microphone_open -= 1
+            case fx.OpenSpeaker():
+                if self.speaker_open:
+                    raise LedgerError("speaker opened twice")
+                self.speaker_open += 1
+            case fx.CloseSpeaker():
+                if not self.speaker_open:
+                    raise LedgerError("speaker closed twice")
+                self.speaker_open -= 1
             case fx.CreatePeer(peer=peer):
                 if peer in self.peers_open:
                     raise LedgerError(f"peer {peer} created twice")
@@ -90,21 +110,20 @@ class ResourceLedger:
 
     @property
     def all_released(self) -> bool:
-        return not (self.sockets_open or self.camera_open or self.peers_open or self.pending_timers)
+        return not (
+            self.sockets_open
+            or self.camera_open
+            or self.microphone_open
+            or self.speaker_open
+            or self.peers_open
+            or self.pending_timers
+        )
 
 
 def timer_key(event: ev.Event) -> TimerKey | None:
-    match event:
-        case ev.PollDue():
-            return (Timer.POLL, None)
-        case ev.BackoffElapsed():
-            return (Timer.BACKOFF, None)
-        case ev.AccessTokenExpiring():
-            return (Timer.ACCESS_TOKEN_EXPIRY, None)
-        case ev.SessionSetupExpired(peer=peer):
-            return (Timer.SESSION_SETUP, peer)
-        case _:
-            return None
+    if isinstance(event, ev.TIMER_EVENTS):
+        return timer_key_of(event)
+    return None
 
 
 GRANT = ev.TokenGrant(access_token="access", refresh_token="refresh", expires_in=3600)

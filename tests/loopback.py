@@ -2,17 +2,26 @@
 
 aioice leaves 127.0.0.1 out of its host candidates (a real device must offer
 its real interfaces); here, with no network but loopback, the tests' peers
-gather 127.0.0.1 alone. A process that a test starts inside a network
-namespace of its lab (``tests/netlab``) is told instead, in its environment,
-which of the namespace's addresses to use (:data:`TEST_ICE_ADDRESSES`). Never
-used by the daemon itself.
+gather 127.0.0.1 alone. The peer adapter drops a viewer's loopback candidates
+(a real viewer is never on the device's loopback): the tests' viewers are, so
+:data:`LOOPBACK_PEERS` and the daemon started after
+:func:`restrict_ice_to_loopback` accept them. A process that a test starts
+inside a network namespace of its lab (``tests/netlab``) is told instead, in
+its environment, which of the namespace's addresses to use
+(:data:`TEST_ICE_ADDRESSES`). Never used by the daemon itself.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import aioice.ice
+import attrs
+
+from intercom_fsm.adapters.peer import PeerSettings
+
+LOOPBACK_PEERS = PeerSettings(allow_loopback_candidates=True)
 
 TEST_ICE_ADDRESSES = "INTERCOM_TEST_ICE_ADDRESSES"
 """Comma-separated IPv4 addresses for the host candidates of a process a test
@@ -36,3 +45,18 @@ def restrict_ice_to_loopback() -> None:
         return list(addresses) if use_ipv4 else []
 
     aioice.ice.get_host_addresses = host_addresses
+    _accept_loopback_viewers_in_the_daemon()
+
+
+def _accept_loopback_viewers_in_the_daemon() -> None:
+    from intercom_fsm.daemon import app
+
+    wired = app.peer_settings
+    if getattr(wired, "accepts_loopback", False):
+        return
+
+    def peer_settings(config: Any) -> PeerSettings:
+        return attrs.evolve(wired(config), allow_loopback_candidates=True)
+
+    peer_settings.accepts_loopback = True  # type: ignore[attr-defined]
+    app.peer_settings = peer_settings

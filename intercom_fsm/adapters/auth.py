@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import platform
 from collections.abc import Mapping
 from typing import cast
 
@@ -51,9 +52,9 @@ from intercom_fsm.adapters.auth_responses import (
     operation_label,
     parse_answer,
 )
-from intercom_fsm.config import Config, default_device_os, insecure_transport_problem
 from intercom_fsm.events import AccessDenied, AuthOperation, AuthTransientError, RefreshRejected
-from intercom_fsm.redact import redact
+from intercom_fsm.redact import one_line, redact
+from intercom_fsm.transport_policy import insecure_transport_problem
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ MAX_BODY_BYTES = 64 * 1024
 a broken or hostile server cannot fill the device's memory."""
 
 _USER_AGENT = f"intercom-fsm/{__version__}"
+
+
+def default_device_os() -> str:
+    """The platform string sent as ``device_os``, e.g. ``Linux-6.1.0-aarch64``."""
+    parts = (platform.system(), platform.release(), platform.machine())
+    return "-".join(part for part in parts if part) or "unknown"
 
 
 def _without_trailing_slash(url: str) -> str:
@@ -96,19 +103,6 @@ class AuthSettings:
         problem = insecure_transport_problem(self.http_base_url, self.allow_insecure_transport)
         if problem:
             raise ValueError(f"http_base_url: {problem}")
-
-    @classmethod
-    def from_config(cls, config: Config) -> AuthSettings:
-        return cls(
-            http_base_url=config.endpoints.http_base_url,
-            client_id=config.oauth.client_id,
-            client_secret=config.oauth.client_secret,
-            scope=config.oauth.scope,
-            device_type=config.oauth.device_type,
-            device_os=config.oauth.device_os,
-            timeout=config.http_timeout_seconds,
-            allow_insecure_transport=config.endpoints.allow_insecure_transport,
-        )
 
 
 class AuthClient:
@@ -184,18 +178,23 @@ class AuthClient:
             reason = f"no answer from the {endpoint} within {limit:g} s"
             return self._transient(operation, reason, all_secrets)
         except aiohttp.ClientSSLError as error:
-            reason = f"TLS failure talking to the {endpoint_label(operation)}: {_describe(error)}"
+            described = one_line(error, all_secrets)
+            reason = f"TLS failure talking to the {endpoint_label(operation)}: {described}"
             return self._transient(operation, reason, all_secrets)
         except (aiohttp.ClientError, OSError, ValueError) as error:
-            reason = f"cannot reach the {endpoint_label(operation)}: {_describe(error)}"
+            described = one_line(error, all_secrets)
+            reason = f"cannot reach the {endpoint_label(operation)}: {described}"
             return self._transient(operation, reason, all_secrets)
         except Exception as error:  # the adapter's promise: nothing escapes as an exception
             logger.exception("%s: unexpected error", operation_label(operation))
             reason = f"unexpected {type(error).__name__} talking to the {endpoint_label(operation)}"
             return self._transient(operation, reason, all_secrets)
-        result = parse_answer(operation, answer, sent_refresh_token=sent_refresh_token)
+        result = parse_answer(
+            operation, answer, sent_refresh_token=sent_refresh_token, secrets=all_secrets
+        )
         # Server text travels on in these events; a server that echoes the
-        # request must not put a secret into the daemon's logs.
+        # request must not put a secret into the daemon's logs. parse_answer
+        # replaced them before cutting the text; this is the net behind it.
         if isinstance(result, AuthTransientError):
             return attrs.evolve(result, reason=redact(result.reason, all_secrets))
         if isinstance(result, AccessDenied | RefreshRejected) and result.description:
@@ -236,12 +235,3 @@ class AuthClient:
 
 class _AnswerTooLarge(Exception):
     pass
-
-
-def _describe(error: BaseException) -> str:
-    """A one-line description of a network error."""
-    text = " ".join(str(error).split())
-    name = type(error).__name__
-    if not text:
-        return name
-    return f"{name}: {text[:200]}"

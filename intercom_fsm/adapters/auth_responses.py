@@ -8,24 +8,20 @@ missing field, a number where a string belongs) becomes an
 :class:`AuthTransientError` whose reason says what was wrong without quoting
 any value from the body.
 
-The body shapes are attrs classes structured by a strict cattrs converter:
-cattrs' default converter would happily turn ``123`` into ``"123"`` or
-``True`` into ``1.0``, which would hide a misbehaving server.
+The body shapes are attrs classes structured by the project's strict cattrs
+converter (:mod:`intercom_fsm.strict_json`), so a number is never silently
+accepted where a string belongs.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
-import unicodedata
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import Any, NewType
+from typing import Any
 
 import attrs
-import cattrs
-from cattrs import AttributeValidationNote, ClassValidationError
 
 from intercom_fsm.events import (
     AccessDenied,
@@ -39,6 +35,16 @@ from intercom_fsm.events import (
     TokenGrant,
     TokensGranted,
     TokensRefreshed,
+)
+from intercom_fsm.redact import one_line_text
+from intercom_fsm.strict_json import (
+    STRICT_CONVERTER,
+    Seconds,
+    Text,
+    VisibleText,
+    describe_structure_error,
+    is_visible_ascii,
+    json_type_name,
 )
 
 PollResult = (
@@ -62,101 +68,6 @@ because of one odd header."""
 
 MAX_DESCRIPTION_CHARS = 200
 
-# --- Strict value types ---------------------------------------------------------
-
-Text = NewType("Text", str)
-"""Any JSON string."""
-
-VisibleText = NewType("VisibleText", str)
-"""A non-empty string of RFC 6749 VSCHARs (printable ASCII, space included).
-Tokens go into HTTP headers and codes are printed on a terminal: a control
-character in either would be an injection, so it is refused."""
-
-Seconds = NewType("Seconds", float)
-"""A finite, non-negative JSON number (int or float, never a bool)."""
-
-
-class FieldProblem(ValueError):
-    """Raised by the structure hooks with a message that never quotes the value."""
-
-
-def _structure_text(value: Any, _type: Any) -> str:
-    if not isinstance(value, str):
-        raise FieldProblem(f"is not a string (got {json_type_name(value)})")
-    return value
-
-
-def _structure_visible_text(value: Any, _type: Any) -> str:
-    text = _structure_text(value, _type)
-    if not text:
-        raise FieldProblem("is empty")
-    if not is_visible_ascii(text):
-        raise FieldProblem("contains characters outside printable ASCII")
-    return text
-
-
-def _structure_seconds(value: Any, _type: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FieldProblem(f"is not a number of seconds (got {json_type_name(value)})")
-    try:
-        seconds = float(value)
-    except OverflowError:
-        raise FieldProblem("is too large") from None
-    if not math.isfinite(seconds):
-        raise FieldProblem("is not a finite number")
-    if seconds < 0:
-        raise FieldProblem("is negative")
-    return seconds
-
-
-def make_strict_converter() -> cattrs.Converter:
-    """A converter that refuses wrong JSON types instead of coercing them."""
-    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
-    converter.register_structure_hook(Text, _structure_text)
-    converter.register_structure_hook(str, _structure_text)
-    converter.register_structure_hook(VisibleText, _structure_visible_text)
-    converter.register_structure_hook(Seconds, _structure_seconds)
-    return converter
-
-
-STRICT_CONVERTER = make_strict_converter()
-
-
-def is_visible_ascii(text: str) -> bool:
-    return all(0x20 <= ord(char) <= 0x7E for char in text)
-
-
-def json_type_name(value: Any) -> str:
-    names: dict[type, str] = {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "an object",
-        type(None): "null",
-    }
-    return names.get(type(value), type(value).__name__)
-
-
-def describe_structure_error(error: Exception) -> str:
-    """``"missing field 'user_code'"``-style text for a cattrs failure."""
-    if not isinstance(error, ClassValidationError):
-        return "the body does not have the expected shape"
-    problems: list[str] = []
-    for sub in error.exceptions:
-        notes = [n for n in getattr(sub, "__notes__", []) if isinstance(n, AttributeValidationNote)]
-        field = notes[0].name if notes else "?"
-        if isinstance(sub, KeyError):
-            problems.append(f"missing field '{field}'")
-        elif isinstance(sub, FieldProblem):
-            problems.append(f"field '{field}' {sub}")
-        else:
-            # Foreign exception text may quote the value: say only where it was.
-            problems.append(f"field '{field}' has an invalid value")
-    return "; ".join(problems) or "the body does not have the expected shape"
-
-
 # --- Body shapes -----------------------------------------------------------------
 
 
@@ -169,7 +80,7 @@ class DeviceAuthorizationBody:
     verification_uri: VisibleText
     expires_in: Seconds
     verification_uri_complete: VisibleText | None = None
-    interval: Seconds = Seconds(DEFAULT_POLL_INTERVAL)
+    interval: Seconds = attrs.field(default=Seconds(DEFAULT_POLL_INTERVAL))
 
 
 @attrs.frozen
@@ -240,16 +151,18 @@ def parse_answer(
     answer: HttpAnswer,
     *,
     sent_refresh_token: str | None = None,
+    secrets: tuple[str | None, ...] = (),
     now: Callable[[], float] = time.time,
 ) -> AuthResult:
     """Turn one HTTP answer into the event for ``operation``. Never raises.
 
     ``sent_refresh_token`` is the refresh token of a refresh request: when the
     server does not rotate it (no ``refresh_token`` in the answer), the grant
-    keeps the one that was sent.
+    keeps the one that was sent. ``secrets`` (what the request carried) are
+    replaced in any server text an event passes on, before it is cut.
     """
     try:
-        return _parse(operation, answer, sent_refresh_token, now)
+        return _parse(operation, answer, sent_refresh_token, secrets, now)
     except _Refusal as refusal:
         return AuthTransientError(
             operation=operation,
@@ -273,6 +186,7 @@ def _parse(
     operation: AuthOperation,
     answer: HttpAnswer,
     sent_refresh_token: str | None,
+    secrets: tuple[str | None, ...],
     now: Callable[[], float],
 ) -> AuthResult:
     endpoint = endpoint_label(operation)
@@ -293,7 +207,7 @@ def _parse(
             reason += f"; retry after {retry_after:g} s"
         raise _Refusal(reason, retry_after)
     if 400 <= status <= 499:
-        return _oauth_error(operation, answer, endpoint)
+        return _oauth_error(operation, answer, endpoint, secrets)
     if 300 <= status <= 399:
         raise _Refusal(f"{endpoint} answered {status} (redirects are not followed)")
     raise _Refusal(f"{endpoint} answered an unexpected status {status}{_body_note(answer)}")
@@ -380,7 +294,9 @@ _POLL_ERRORS: dict[str, Callable[[str | None], PollResult]] = {
 }
 
 
-def _oauth_error(operation: AuthOperation, answer: HttpAnswer, endpoint: str) -> AuthResult:
+def _oauth_error(
+    operation: AuthOperation, answer: HttpAnswer, endpoint: str, secrets: tuple[str | None, ...]
+) -> AuthResult:
     """A 4xx answer. Only the answers protocol.md names change the flow; any
     other refusal is reported and retried after backoff (see :mod:`.auth`)."""
     try:
@@ -392,12 +308,12 @@ def _oauth_error(operation: AuthOperation, answer: HttpAnswer, endpoint: str) ->
         where = f"{endpoint} answered {answer.status} with an unusable OAuth error"
         raise _Refusal(f"{where}: {describe_structure_error(error)}") from None
     code = error_body.error
-    description = clean_description(error_body.error_description)
+    description = clean_description(error_body.error_description, secrets)
     if operation is AuthOperation.POLL and code in _POLL_ERRORS:
         return _POLL_ERRORS[code](description)
     if operation is AuthOperation.REFRESH and code == "invalid_grant":
         return RefreshRejected(error=code, description=description)
-    shown_code = clean_description(code) or "(empty)"
+    shown_code = clean_description(code, secrets) or "(empty)"
     reason = f"{endpoint} answered {answer.status} {shown_code}"
     if description:
         reason += f" ({description})"
@@ -408,17 +324,12 @@ def _oauth_error(operation: AuthOperation, answer: HttpAnswer, endpoint: str) ->
     raise _Refusal(reason)
 
 
-def clean_description(text: str | None) -> str | None:
-    """Server text made safe for one log line: printable only, bounded."""
+def clean_description(text: str | None, secrets: tuple[str | None, ...] = ()) -> str | None:
+    """Server text made safe for one log line: secrets replaced, printable
+    only, bounded; None when nothing is left."""
     if text is None:
         return None
-    kept = "".join(
-        char if unicodedata.category(char)[0] not in "CZ" or char == " " else " " for char in text
-    )
-    kept = " ".join(kept.split())
-    if len(kept) > MAX_DESCRIPTION_CHARS:
-        kept = kept[: MAX_DESCRIPTION_CHARS - 3] + "..."
-    return kept or None
+    return one_line_text(text, secrets, MAX_DESCRIPTION_CHARS) or None
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:

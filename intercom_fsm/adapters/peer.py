@@ -9,7 +9,13 @@ machine can tell a replaced peer's late news from the current one's.
 
 aiortc gathers every local candidate before ``setLocalDescription`` returns
 and writes them into the answer (no trickle); they are sent as ``ice``
-messages as well, for receivers that only listen to trickle.
+messages as well, for receivers that only listen to trickle. The viewer's own
+candidates, in its offer or trickled, pass :mod:`.peer_candidates` first.
+
+A peer closed while its offer is still being applied (a hangup or a new offer
+right behind it) gets no camera track; whatever track it did get is stopped
+on every way out, so the capture goes idle when the last viewer has gone.
+Closing never raises: each step of it stands alone.
 """
 
 from __future__ import annotations
@@ -30,8 +36,13 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from intercom_fsm.adapters.peer_candidates import (
+    CandidatePolicy,
+    RemoteCandidates,
+    candidate_host,
+    filter_offer,
+)
 from intercom_fsm.adapters.rtcp_feedback import FeedbackListener, observe_receiver_feedback
-from intercom_fsm.config import IceServer
 from intercom_fsm.events import (
     AnswerReady,
     Event,
@@ -43,6 +54,8 @@ from intercom_fsm.events import (
     PeerId,
     SessionId,
 )
+from intercom_fsm.log_limit import LogLimiter
+from intercom_fsm.redact import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +63,10 @@ CODEC_MIME = {"vp8": "video/VP8", "h264": "video/H264"}
 CHEAPEST_FIRST = ("vp8", "h264")
 """VP8 costs about half of H.264's CPU per frame in aiortc (field notes), so
 ``auto`` prefers it whenever the viewer offers it."""
+
+
+class UnusableOffer(ValueError):
+    """An offer aiortc accepted but this device cannot answer; the text says why."""
 
 
 class TrackSource(Protocol):
@@ -67,11 +84,41 @@ class SharedEncodingTrack(Protocol):
 
 
 @attrs.frozen
+class IceServer:
+    """One RTCIceServer entry."""
+
+    urls: tuple[str, ...]
+    username: str | None = attrs.field(default=None, repr=False)
+    credential: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
 class PeerSettings:
     ice_servers: tuple[IceServer, ...] = ()
     codec: str = "auto"
     """``auto``, ``vp8`` or ``h264``: the codec put first in the answer when the
     offer has it."""
+    max_remote_candidates: int = 50
+    """Per viewer, in the offer and trickled together."""
+    max_mdns_candidates: int = 4
+    allow_loopback_candidates: bool = False
+    """Tests only (their viewers run on 127.0.0.1); never on a device."""
+
+    @property
+    def candidate_policy(self) -> CandidatePolicy:
+        return CandidatePolicy(
+            self.max_remote_candidates, self.max_mdns_candidates, self.allow_loopback_candidates
+        )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The TURN credentials, which no log line may carry."""
+        return tuple(
+            value
+            for server in self.ice_servers
+            for value in (server.username, server.credential)
+            if value
+        )
 
 
 @attrs.define
@@ -79,9 +126,15 @@ class _Peer:
     session: SessionId
     peer: PeerId
     connection: RTCPeerConnection
+    candidates: RemoteCandidates
     track: MediaStreamTrack | None = None
     answered: asyncio.Event = attrs.field(factory=asyncio.Event)
     closing: bool = False
+
+    def stop_track(self) -> None:
+        track, self.track = self.track, None
+        if track is not None:
+            track.stop()
 
 
 class PeerConnections:
@@ -92,6 +145,7 @@ class PeerConnections:
         self._source = source
         self._emit = on_event
         self._peers: dict[PeerId, _Peer] = {}
+        self._warnings = LogLimiter(logger)
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -100,16 +154,21 @@ class PeerConnections:
         """Apply the offer and answer it. Never raises: a failure becomes
         ``PeerFailed``."""
         connection = RTCPeerConnection(self._configuration())
-        entry = _Peer(session, peer, connection)
+        entry = _Peer(session, peer, connection, RemoteCandidates(self._settings.candidate_policy))
         self._peers[peer] = entry
         connection.on("connectionstatechange", lambda: self._state_changed(entry))
         try:
-            await self._answer(entry, offer_sdp)
+            await self._answer(entry, self._filtered(entry, offer_sdp))
         except Exception as error:  # aiortc raises many kinds on a bad offer
+            entry.stop_track()
             if not entry.closing:
                 self._emit(
-                    PeerFailed(session, peer, f"offer could not be applied: {_error_text(error)}")
+                    PeerFailed(session, peer, f"offer could not be applied: {self._text(error)}")
                 )
+        if entry.closing:
+            # Closed while the offer was being applied: close() ran before
+            # any track existed, or while one was being made.
+            entry.stop_track()
 
     async def add_candidate(
         self, session: SessionId, peer: PeerId, candidate: IceCandidate | None
@@ -117,34 +176,66 @@ class PeerConnections:
         entry = self._peers.get(peer)
         if entry is None:
             return
+        host = candidate_host(candidate.candidate) if candidate is not None else None
+        refusal = entry.candidates.refusal(host) if host is not None else None
+        if refusal is not None:
+            self._warnings.log(
+                "candidate dropped",
+                "viewer %r: remote ICE candidate dropped: it %s",
+                session,
+                refusal,
+            )
+            return
         # aiortc needs the remote description before any remote candidate.
         await entry.answered.wait()
+        if entry.closing:
+            return
         try:
             await entry.connection.addIceCandidate(_to_aiortc(candidate))
         except Exception as error:
-            logger.warning(
-                "viewer %r: remote ICE candidate refused: %s", session, _error_text(error)
+            self._warnings.log(
+                "candidate refused",
+                "viewer %r: remote ICE candidate refused: %s",
+                session,
+                self._text(error),
             )
 
     async def close(self, peer: PeerId) -> None:
+        """Release the peer. Never raises: a connection that fails to close
+        (aiortc raises on some offers) is logged, its track stopped anyway."""
         entry = self._peers.pop(peer, None)
         if entry is None:
             return
         entry.closing = True
         entry.answered.set()
-        if entry.track is not None:
-            entry.track.stop()
-        await entry.connection.close()
+        try:
+            entry.stop_track()
+        except Exception as error:
+            logger.warning(
+                "viewer %r: its track did not stop: %s", entry.session, self._text(error)
+            )
+        try:
+            await entry.connection.close()
+        except Exception as error:
+            logger.warning(
+                "viewer %r: its connection did not close cleanly: %s",
+                entry.session,
+                self._text(error),
+            )
 
     async def close_all(self) -> None:
-        await asyncio.gather(*(self.close(peer) for peer in list(self._peers)))
+        await asyncio.gather(
+            *(self.close(peer) for peer in list(self._peers)), return_exceptions=True
+        )
 
     async def _answer(self, entry: _Peer, offer_sdp: str) -> None:
         connection = entry.connection
         await connection.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         video = [t for t in connection.getTransceivers() if t.kind == "video"]
         if not video:
-            raise ValueError("the offer has no video section")
+            raise UnusableOffer("the offer has no video section")
+        if self._peers.get(entry.peer) is not entry:  # closed meanwhile: no track for it
+            return
         entry.track = self._source.track_for_viewer()
         sender = connection.addTrack(entry.track)
         video[0].setCodecPreferences(self._codec_order())
@@ -181,6 +272,22 @@ class PeerConnections:
             self._emit(PeerFailed(entry.session, entry.peer, "ICE or DTLS failed"))
         elif state == "closed":
             self._emit(PeerClosed(entry.session, entry.peer))
+
+    def _filtered(self, entry: _Peer, offer_sdp: str) -> str:
+        sdp, dropped = filter_offer(offer_sdp, entry.candidates)
+        for refusal in dropped:
+            self._warnings.log(
+                "candidate dropped",
+                "viewer %r: ICE candidate in the offer dropped: it %s",
+                entry.session,
+                refusal,
+            )
+        return sdp
+
+    def _text(self, error: BaseException) -> str:
+        if isinstance(error, UnusableOffer):
+            return str(error)
+        return one_line(error, self._settings.secrets)
 
     def _configuration(self) -> RTCConfiguration:
         # An explicit (possibly empty) list: aiortc's default asks a public
@@ -252,13 +359,6 @@ def local_candidates(sdp: str) -> list[IceCandidate]:
         elif line.startswith("a=candidate:") and index >= 0:
             found.append(IceCandidate(line[2:].strip(), sdp_mid=mid, sdp_mline_index=index))
     return found
-
-
-def _error_text(error: BaseException) -> str:
-    """One short line about an error; aiortc raises some (a bad SDP line, a
-    bad candidate) with an empty message, so the type names it then."""
-    text = " ".join(str(error).split())[:200]
-    return text or f"{type(error).__name__} (no detail)"
 
 
 def _to_aiortc(candidate: IceCandidate | None) -> Any:

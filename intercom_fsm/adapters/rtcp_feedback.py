@@ -10,19 +10,28 @@ own report blocks and estimates to a :class:`FeedbackListener`, then lets
 aiortc handle the packet as before (NACKs, PLIs, RTT are untouched). That one
 attribute is all it replaces, as the peer adapter already does for keyframe
 requests.
+
+It also keeps a slow link from drowning in retransmissions: aiortc resends a
+packet every time a NACK names it, and a receiver that repeats its NACKs
+faster than the round trip (the queue of a congested link makes that long)
+gets each lost packet many times over, which congests the link further. A
+packet is resent at most once per round trip (:class:`Retransmissions`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from aiortc import RTCRtpSender, clock
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
     RtcpPsfbPacket,
     RtcpRrPacket,
+    RtcpRtpfbPacket,
     RtcpSrPacket,
     unpack_remb_fci,
 )
@@ -44,18 +53,44 @@ class FeedbackListener(Protocol):
         a sender report to answer)."""
 
 
+MIN_RESEND_INTERVAL = 0.1
+FORGET_AFTER = 3.0
+
+
+class Retransmissions:
+    """When each packet was last resent, to resend it once per round trip."""
+
+    def __init__(self) -> None:
+        self.round_trip = 0.0
+        self._resent: dict[int, float] = {}
+
+    def due(self, sequences: list[int], now: float) -> list[int]:
+        """The ones of ``sequences`` not resent within the last round trip
+        (they are counted as resent now)."""
+        wait = max(MIN_RESEND_INTERVAL, self.round_trip)
+        due = [s for s in sequences if now - self._resent.get(s, -float("inf")) >= wait]
+        for sequence in due:
+            self._resent[sequence] = now
+        if len(self._resent) > 512:
+            self._resent = {s: t for s, t in self._resent.items() if now - t < FORGET_AFTER}
+        return due
+
+
 def observe_receiver_feedback(sender: RTCRtpSender, listener: FeedbackListener) -> bool:
-    """Tell ``listener`` about every REMB and report block for ``sender``;
-    False (and nothing changed) when this aiortc has no such handler."""
+    """Tell ``listener`` about every REMB and report block for ``sender``,
+    and resend a NACKed packet at most once per round trip; False (and
+    nothing changed) when this aiortc has no such handler."""
     own: Callable[[Any], Awaitable[None]] | None = getattr(sender, "_handle_rtcp_packet", None)
     ssrc = getattr(sender, "_ssrc", None)
     if own is None or not callable(own) or not isinstance(ssrc, int):
         return False
     handle = own
+    resends = Retransmissions()
 
     async def read_then_handle(packet: Any) -> None:
         try:
-            _read(packet, ssrc, listener)
+            if not _read(packet, ssrc, listener, resends):
+                return
         except Exception:  # a listener's bug must not cost the viewer its NACKs
             logger.exception("reading a viewer's RTCP feedback failed")
         await handle(packet)
@@ -64,20 +99,28 @@ def observe_receiver_feedback(sender: RTCRtpSender, listener: FeedbackListener) 
     return True
 
 
-def _read(packet: Any, ssrc: int, listener: FeedbackListener) -> None:
+def _read(packet: Any, ssrc: int, listener: FeedbackListener, resends: Retransmissions) -> bool:
+    """Pass what ``packet`` says on; False when aiortc need not see it."""
     if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
         for report in packet.reports:
             if report.ssrc == ssrc:
+                round_trip = _round_trip(report)
+                if round_trip is not None:
+                    resends.round_trip = round_trip
                 listener.on_receiver_report(
-                    report.highest_sequence, report.packets_lost, _round_trip(report)
+                    report.highest_sequence, report.packets_lost, round_trip
                 )
+    elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+        packet.lost = resends.due(list(packet.lost), time.monotonic())
+        return bool(packet.lost)
     elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
         try:
             bitrate, ssrcs = unpack_remb_fci(packet.fci)
         except ValueError:
-            return  # an APP feedback that is not a REMB
+            return True  # an APP feedback that is not a REMB
         if ssrc in ssrcs:
             listener.on_remb(bitrate)
+    return True
 
 
 def _round_trip(report: Any) -> float | None:

@@ -36,24 +36,22 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 import attrs
 
-from intercom_fsm.adapters.auth_responses import clean_description, is_visible_ascii
 from intercom_fsm.adapters.signaling_messages import (
     encode_answer,
     encode_ice,
     parse_frame,
 )
-from intercom_fsm.config import insecure_transport_problem
 from intercom_fsm.events import (
     Event,
     IceCandidate,
-    InvalidMessage,
     SessionId,
     SocketClosed,
     SocketOpened,
     SocketRejected,
-    UnknownMessage,
 )
-from intercom_fsm.redact import REDACTED, redact
+from intercom_fsm.redact import REDACTED, one_line, one_line_text, redact
+from intercom_fsm.strict_json import is_visible_ascii
+from intercom_fsm.transport_policy import insecure_transport_problem
 
 logger = logging.getLogger(__name__)
 
@@ -89,19 +87,6 @@ class SignalingSettings:
     max_message_bytes: int = attrs.field(default=256 * 1024, validator=attrs.validators.gt(0))
     max_sdp_bytes: int = attrs.field(default=64 * 1024, validator=attrs.validators.gt(0))
     allow_insecure_transport: bool = False
-
-
-@attrs.define
-class SignalingStats:
-    """Counters over the client's lifetime, for status output and soak tests."""
-
-    connections_opened: int = 0
-    frames_received: int = 0
-    bytes_received: int = 0
-    invalid_frames: int = 0
-    unknown_frames: int = 0
-    frames_sent: int = 0
-    sends_dropped: int = 0
 
 
 @attrs.define(eq=False)
@@ -140,20 +125,10 @@ class SignalingClient:
         self._unfinished: set[_Connection] = set()
         """Every connection whose task has not ended, the current one included."""
         self._serial = 0
-        self._stats = SignalingStats()
 
     @property
     def settings(self) -> SignalingSettings:
         return self._settings
-
-    @property
-    def stats(self) -> SignalingStats:
-        return attrs.evolve(self._stats)
-
-    @property
-    def connected(self) -> bool:
-        socket = self._current.socket if self._current else None
-        return socket is not None and not socket.closed
 
     def open(self, device_code: str, access_token: str) -> None:
         """Connect in the background; a connection still open is closed first
@@ -197,7 +172,6 @@ class SignalingClient:
         connection = self._current
         socket = connection.socket if connection else None
         if connection is None or socket is None or socket.closed:
-            self._stats.sends_dropped += 1
             logger.debug("signaling: not connected, %s message dropped", kind)
             return
         try:
@@ -205,12 +179,10 @@ class SignalingClient:
                 await socket.send_str(text)
         except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError) as error:
             # The connection is going away; its reader reports the end.
-            self._stats.sends_dropped += 1
             logger.debug(
-                "signaling: %s message dropped: %s", kind, _describe(error, connection.secrets)
+                "signaling: %s message dropped: %s", kind, one_line(error, connection.secrets)
             )
             return
-        self._stats.frames_sent += 1
 
     def _emit(self, connection: _Connection, event: Event, *, terminal: bool = False) -> None:
         if not connection.live:
@@ -272,10 +244,9 @@ class SignalingClient:
             limit = settings.connect_timeout
             return SocketClosed(reason=f"no WebSocket connection within {limit:g} s")
         except aiohttp.ClientSSLError as error:
-            return SocketClosed(reason=f"TLS failure: {_describe(error, connection.secrets)}")
+            return SocketClosed(reason=f"TLS failure: {one_line(error, connection.secrets)}")
         except (aiohttp.ClientError, OSError, ValueError) as error:
-            return SocketClosed(reason=f"cannot connect: {_describe(error, connection.secrets)}")
-        self._stats.connections_opened += 1
+            return SocketClosed(reason=f"cannot connect: {one_line(error, connection.secrets)}")
         logger.info("signaling: socket open")
         self._emit(connection, SocketOpened())
         return await self._read(connection, connection.socket)
@@ -298,18 +269,11 @@ class SignalingClient:
     async def _read(
         self, connection: _Connection, socket: aiohttp.ClientWebSocketResponse
     ) -> SocketRejected | SocketClosed:
-        stats = self._stats
         while True:
             message = await socket.receive()
             if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 data: str | bytes = message.data
-                stats.frames_received += 1
-                stats.bytes_received += len(data.encode() if isinstance(data, str) else data)
                 event = parse_frame(data, max_sdp_bytes=self._settings.max_sdp_bytes)
-                if isinstance(event, InvalidMessage):
-                    stats.invalid_frames += 1
-                elif isinstance(event, UnknownMessage):
-                    stats.unknown_frames += 1
                 self._emit(connection, event)
                 continue
             if message.type is aiohttp.WSMsgType.CLOSE:
@@ -326,10 +290,10 @@ class SignalingClient:
         if code in REJECTED_CLOSE_CODES:
             assert code is not None
             return SocketRejected(code)
-        said = clean_description(extra) if isinstance(extra, str) else None
+        said = one_line_text(extra, connection.secrets) if isinstance(extra, str) else ""
         reason = f"closed by the server with code {code}"
         if said:
-            reason += f" ({redact(said, connection.secrets)})"
+            reason += f" ({said})"
         return SocketClosed(code, reason)
 
     def _failed(self, error: object, connection: _Connection) -> SocketClosed:
@@ -344,9 +308,9 @@ class SignalingClient:
                 MESSAGE_TOO_BIG, f"a frame larger than the {limit} bytes limit arrived"
             )
         if isinstance(error, aiohttp.WebSocketError):
-            described = _describe(error, connection.secrets)
+            described = one_line(error, connection.secrets)
             return SocketClosed(error.code, f"WebSocket protocol error: {described}")
-        described = _describe(error, connection.secrets) if isinstance(error, BaseException) else ""
+        described = one_line(error, connection.secrets) if isinstance(error, BaseException) else ""
         return SocketClosed(ABNORMAL_CLOSURE, f"connection failed: {described or 'unknown error'}")
 
     async def _close_socket(self, connection: _Connection) -> None:
@@ -371,13 +335,6 @@ async def _finish(connection: _Connection) -> None:
     # asyncio.wait neither raises the task's CancelledError nor cancels the
     # task when the caller is cancelled: a cancelled close() still propagates.
     await asyncio.wait([task])
-
-
-def _describe(error: BaseException, secrets: tuple[str, ...]) -> str:
-    """One redacted line about a network error."""
-    text = " ".join(str(error).split())[:200]
-    name = type(error).__name__
-    return redact(f"{name}: {text}" if text else name, secrets)
 
 
 def _summary(end: SocketRejected | SocketClosed) -> str:

@@ -36,11 +36,6 @@ import cattrs
 from cattrs import AttributeValidationNote, ClassValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from intercom_fsm.adapters.auth_responses import (
-    FieldProblem,
-    json_type_name,
-    make_strict_converter,
-)
 from intercom_fsm.events import (
     DEFAULT_SESSION,
     HangupReceived,
@@ -51,6 +46,7 @@ from intercom_fsm.events import (
     SessionId,
     UnknownMessage,
 )
+from intercom_fsm.strict_json import FieldProblem, json_type_name, make_strict_converter
 
 SignalingEvent = (
     OfferReceived | RemoteIceCandidate | HangupReceived | InvalidMessage | UnknownMessage

@@ -32,13 +32,13 @@ from typing import Any, Literal
 
 import attrs
 
-from intercom_fsm.adapters.auth_responses import (
+from intercom_fsm.events import StoredTokens
+from intercom_fsm.strict_json import (
     STRICT_CONVERTER,
     Seconds,
     VisibleText,
     describe_structure_error,
 )
-from intercom_fsm.events import StoredTokens
 
 FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
@@ -73,13 +73,12 @@ class TokenLoad:
     ``problem`` is what the operator should be told: why ``tokens`` is None
     although a file was there, or (with tokens) that loose permissions could
     not be tightened. ``tightened`` says the file's permissions were looser
-    than 0600 and were set to 0600; ``previous_mode`` is what they were.
+    than 0600 and were set to 0600.
     """
 
     tokens: StoredTokens | None
     problem: str | None = None
     tightened: bool = False
-    previous_mode: int | None = None
 
 
 class TokenStore:
@@ -178,9 +177,7 @@ class TokenStore:
                     )
             raw = file.read(MAX_FILE_BYTES + 1)
         tokens, problem = self._parse(raw)
-        return TokenLoad(
-            tokens, problem or permission_problem, tightened, mode if tightened else None
-        )
+        return TokenLoad(tokens, problem or permission_problem, tightened)
 
     def _parse(self, raw: bytes) -> tuple[StoredTokens | None, str | None]:
         if len(raw) > MAX_FILE_BYTES:

@@ -1,21 +1,26 @@
 """The daemon's wiring: configuration in, real adapters around the machine.
 
 ``run_daemon`` is what ``intercom-fsm run`` runs; ``login_only`` stops as soon
-as a grant is stored (``intercom-fsm login``).
+as a grant is stored (``intercom-fsm login``). This is the one place that
+reads :class:`~intercom_fsm.config.Config`: each adapter gets its own settings
+class, built here (``*_settings(config)``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from intercom_fsm import events as ev
-from intercom_fsm.adapters.auth import AuthClient, AuthSettings
+from intercom_fsm.adapters.auth import AuthClient, AuthSettings, default_device_os
+from intercom_fsm.adapters.signaling import SignalingSettings
 from intercom_fsm.adapters.token_store import TokenStore
 from intercom_fsm.adapters.user_prompt import show_user_code
 from intercom_fsm.config import Config
@@ -28,13 +33,80 @@ from intercom_fsm.machine import BackoffPolicy, LifecycleMachine, MachineSetting
 from intercom_fsm.redact import RedactingFilter
 from intercom_fsm.states import State
 
+if TYPE_CHECKING:
+    from intercom_fsm.adapters.camera import CameraSettings
+    from intercom_fsm.adapters.peer import PeerSettings
+
 logger = logging.getLogger(__name__)
+
+
+def auth_settings(config: Config) -> AuthSettings:
+    oauth = config.oauth
+    return AuthSettings(
+        http_base_url=config.endpoints.http_base_url,
+        client_id=oauth.client_id,
+        client_secret=oauth.client_secret,
+        scope=oauth.scope,
+        device_type=oauth.device_type,
+        device_os=oauth.device_os or default_device_os(),
+        timeout=config.http_timeout_seconds,
+        allow_insecure_transport=config.endpoints.allow_insecure_transport,
+    )
+
+
+def signaling_settings(config: Config) -> SignalingSettings:
+    return SignalingSettings(
+        ws_base_url=config.endpoints.websocket_base_url,
+        allow_insecure_transport=config.endpoints.allow_insecure_transport,
+    )
+
+
+def camera_settings(config: Config) -> CameraSettings:
+    from intercom_fsm.adapters.camera import CameraSettings
+
+    video = config.video
+    return CameraSettings(
+        source=video.source,
+        width=video.width,
+        height=video.height,
+        fps=video.fps,
+        shared_encoder=video.shared_encoder,
+        bitrate=video.bitrate,
+    )
+
+
+def peer_settings(config: Config) -> PeerSettings:
+    from intercom_fsm.adapters.peer import IceServer, PeerSettings
+
+    servers = tuple(
+        IceServer(entry.urls, username=entry.username, credential=entry.credential)
+        for entry in config.webrtc.ice_servers
+    )
+    return PeerSettings(servers, config.video.codec.value)
+
+
+def operations_from_config(
+    config: Config, environ: Mapping[str, str] = os.environ
+) -> OperationsSettings:
+    """The health endpoint as configured; systemd's notify socket and watchdog
+    from ``environ``, where systemd puts them."""
+    return OperationsSettings.from_health(config.health, environ)
+
+
+def config_secrets(config: Config) -> tuple[str | None, ...]:
+    """What no log line may carry from the configuration: the client secret
+    and the TURN servers' usernames and credentials."""
+    turn = (
+        value for entry in config.webrtc.ice_servers for value in (entry.username, entry.credential)
+    )
+    return (config.oauth.client_secret, *turn)
 
 
 def machine_settings(config: Config) -> MachineSettings:
     return MachineSettings(
         backoff=BackoffPolicy(base=config.backoff.base_seconds, cap=config.backoff.cap_seconds),
         max_viewers=config.webrtc.max_viewers,
+        session_orphan_grace=config.webrtc.session_orphan_seconds,
     )
 
 
@@ -85,43 +157,24 @@ async def run_daemon(
     stop_after: float | None = None,
     operations_settings: OperationsSettings | None = None,
 ) -> int:
-    """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); 0 on a clean stop."""
-    from intercom_fsm.adapters.camera import Camera, CameraSettings
-    from intercom_fsm.adapters.peer import PeerConnections, PeerSettings
-    from intercom_fsm.adapters.signaling import SignalingClient, SignalingSettings
+    """Run until SIGINT/SIGTERM (or ``stop_after`` seconds); 0 on a clean stop.
+    ``operations_settings`` replaces the configured health endpoint and
+    systemd settings."""
+    from intercom_fsm.adapters.camera import Camera
+    from intercom_fsm.adapters.peer import PeerConnections
+    from intercom_fsm.adapters.signaling import SignalingClient
 
     apply_bitrate(config.video.bitrate)
-    secrets.add(config.oauth.client_secret)
+    secrets.add(*config_secrets(config))
     inbox = Inbox()
     store = TokenStore(config.token_file)
     async with aiohttp.ClientSession() as session:
-        camera = Camera(
-            CameraSettings(
-                source=config.video.source,
-                width=config.video.width,
-                height=config.video.height,
-                fps=config.video.fps,
-                shared_encoder=config.video.shared_encoder,
-                bitrate=config.video.bitrate,
-            ),
-            inbox.post,
-        )
-        peers = PeerConnections(
-            PeerSettings(config.webrtc.ice_servers, config.video.codec.value),
-            camera,
-            inbox.post,
-        )
+        camera = Camera(camera_settings(config), inbox.post)
+        peers = PeerConnections(peer_settings(config), camera, inbox.post)
         adapters = Adapters(
-            auth=AuthClient(session, AuthSettings.from_config(config)),
+            auth=AuthClient(session, auth_settings(config)),
             tokens=store,
-            signaling=SignalingClient(
-                session,
-                SignalingSettings(
-                    ws_base_url=config.endpoints.websocket_base_url,
-                    allow_insecure_transport=config.endpoints.allow_insecure_transport,
-                ),
-                inbox.post,
-            ),
+            signaling=SignalingClient(session, signaling_settings(config), inbox.post),
             peers=peers,
             camera=camera,
             prompt=_prompt,
@@ -132,7 +185,7 @@ async def run_daemon(
             machine,
             camera_stats=lambda: camera.stats,
             peer_count=lambda: len(peers),
-            settings=operations_settings or OperationsSettings(),
+            settings=operations_settings or operations_from_config(config),
         )
         remove_handlers = _install_signal_handlers(inbox)
         if stop_after is not None:
@@ -190,12 +243,12 @@ class _NoCamera:
 
 async def login_only(config: Config, secrets: RedactingFilter) -> int:
     """Run the device flow (or a refresh) until a usable grant is stored."""
-    secrets.add(config.oauth.client_secret)
+    secrets.add(*config_secrets(config))
     inbox = Inbox()
     store = TokenStore(config.token_file)
     async with aiohttp.ClientSession() as session:
         adapters = Adapters(
-            auth=AuthClient(session, AuthSettings.from_config(config)),
+            auth=AuthClient(session, auth_settings(config)),
             tokens=store,
             signaling=_NoSignaling(),
             peers=_NoMedia(),

@@ -35,8 +35,14 @@ class JsonLinesFormatter(logging.Formatter):
             value = getattr(record, field, None)
             if value is not None:
                 entry[field] = value
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+        # The redacting filter formatted the traceback into exc_text and
+        # scrubbed it: formatting exc_info again would bring the secrets back.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["error"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
         return json.dumps(entry, ensure_ascii=False)
 
 

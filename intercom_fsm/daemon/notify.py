@@ -126,7 +126,6 @@ class LoopMonitor:
         self.period = period
         self.lag_limit = lag_limit
         self.lag = 0.0
-        self.worst_lag = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_tick_due = 0.0
         self._handle: asyncio.TimerHandle | None = None
@@ -160,7 +159,6 @@ class LoopMonitor:
         assert self._loop is not None
         now = self._loop.time()
         self.lag = max(0.0, now - self._next_tick_due)
-        self.worst_lag = max(self.worst_lag, self.lag)
         self._schedule(now)
 
 

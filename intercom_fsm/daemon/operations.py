@@ -14,37 +14,21 @@ before the loop starts, so that a wrong value exits with code 2)::
 
 Everything follows the machine through its transition listener: ``READY=1``
 when it leaves Idle, ``STATUS=`` when the words for its state change,
-``STOPPING=1`` when it reaches Stopped. :func:`fetch_live_status` is the
-client side, for ``intercom-fsm status``.
+``STOPPING=1`` when it reaches Stopped. The client side, for ``intercom-fsm
+status``, is :mod:`intercom_fsm.daemon.status_client`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 
 import attrs
 
-from intercom_fsm.config import (
-    ENVIRONMENT_VARIABLES,
-    ConfigError,
-    is_loopback_host,
-    parse_bool,
-    parse_seconds,
-)
-from intercom_fsm.daemon.health import (
-    CameraStatsSource,
-    HealthReport,
-    HealthServer,
-    MachineCollector,
-    StateTracker,
-    assess,
-    build_registry,
-)
+from intercom_fsm.config import HealthAddress, HealthSettings, default_value, load_health_settings
+from intercom_fsm.daemon.health import HealthReport, HealthServer, StateTracker, assess
+from intercom_fsm.daemon.metrics import CameraStatsSource, MachineCollector, build_registry
 from intercom_fsm.daemon.notify import LoopMonitor, SystemdNotifier, Watchdog, watchdog_interval
 from intercom_fsm.machine.lifecycle import LifecycleMachine, TransitionRecord
 from intercom_fsm.machine.session import SessionState
@@ -52,30 +36,10 @@ from intercom_fsm.states import State
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STUCK_SECONDS = 300.0
+DEFAULT_STUCK_SECONDS: float = default_value("HEALTH_STUCK_SECONDS")
 DEFAULT_LOOP_LAG_LIMIT = 5.0
 """Seconds the event loop may run late before the daemon counts as unhealthy.
 A live video stream is already broken long before this."""
-
-ENVIRONMENT_ROWS: tuple[tuple[str, str | None, str], ...] = tuple(
-    (variable.name, variable.default, variable.meaning)
-    for variable in ENVIRONMENT_VARIABLES
-    if variable.name.startswith("HEALTH_")
-)
-"""This module's rows of the configuration table (kept in ``config``)."""
-
-
-@attrs.frozen
-class HealthAddress:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self}"
 
 
 @attrs.frozen
@@ -92,55 +56,20 @@ class OperationsSettings:
     """How often the event loop's lag is measured."""
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> OperationsSettings:
-        """Raises :class:`ConfigError` naming the variable with a wrong value."""
-
-        def env(name: str) -> str | None:
-            value = environ.get(name, "").strip()
-            return value or None
-
-        allow_remote_value = env("HEALTH_ALLOW_REMOTE")
-        allow_remote = (
-            parse_bool("HEALTH_ALLOW_REMOTE", allow_remote_value) if allow_remote_value else False
-        )
-        address_value = env("HEALTH_ADDRESS")
-        stuck_value = env("HEALTH_STUCK_SECONDS")
+    def from_health(cls, health: HealthSettings, environ: Mapping[str, str]) -> OperationsSettings:
+        """The configured endpoint, and systemd's own variables from ``environ``."""
         return cls(
-            health_address=(
-                parse_health_address("HEALTH_ADDRESS", address_value, allow_remote)
-                if address_value
-                else None
-            ),
-            stuck_seconds=(
-                parse_seconds("HEALTH_STUCK_SECONDS", stuck_value, 0, 7 * 86400, False)
-                if stuck_value
-                else DEFAULT_STUCK_SECONDS
-            ),
-            notify_socket=env("NOTIFY_SOCKET"),
+            health_address=health.address,
+            stuck_seconds=health.stuck_seconds,
+            notify_socket=environ.get("NOTIFY_SOCKET", "").strip() or None,
             watchdog_interval=watchdog_interval(environ),
         )
 
-
-def parse_health_address(name: str, value: str, allow_remote: bool) -> HealthAddress:
-    """``host:port``, an IPv6 host in brackets (``[::1]:9108``)."""
-    host, separator, port_text = value.rpartition(":")
-    if not separator or not host:
-        raise ConfigError(name, "must be host:port, e.g. 127.0.0.1:9108")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        port = int(port_text, 10)
-    except ValueError:
-        raise ConfigError(name, f"port must be a number (got {port_text[:10]!r})") from None
-    if not 1 <= port <= 65535:
-        raise ConfigError(name, f"port must be between 1 and 65535 (got {port})")
-    if not allow_remote and not is_loopback_host(host):
-        raise ConfigError(
-            name,
-            "must be a loopback address: the endpoint has no authentication; "
-            "set HEALTH_ALLOW_REMOTE=1 to listen elsewhere",
-        )
-    return HealthAddress(host, port)
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> OperationsSettings:
+        """Raises :class:`~intercom_fsm.config.ConfigError` naming the variable
+        with a wrong value."""
+        return cls.from_health(load_health_settings(environ), environ)
 
 
 def status_words(machine: LifecycleMachine, last_failure: str | None = None) -> str:
@@ -169,7 +98,9 @@ def status_words(machine: LifecycleMachine, last_failure: str | None = None) -> 
             )
             return f"streaming to {_count(streaming)}"
         case State.BACKOFF:
-            return f"waiting to retry after a failure ({last_failure or 'unknown'})"
+            held = sum(1 for session in machine.sessions.values() if session == SessionState.HELD)
+            calls = f"; {_count(held)} still streaming" if held else ""
+            return f"waiting to retry after a failure ({last_failure or 'unknown'}){calls}"
         case State.STOPPED:
             return "stopped"
 
@@ -289,74 +220,3 @@ async def start_operations(
     )
     await operations.start()
     return operations
-
-
-# --- The client side: ``intercom-fsm status`` ----------------------------------------------
-
-
-@attrs.frozen
-class LiveStatus:
-    """What a running daemon's ``/healthz`` said, or why it could not be asked."""
-
-    reachable: bool
-    healthy: bool = False
-    state: str | None = None
-    seconds_in_state: float | None = None
-    viewers: int | None = None
-    status: str | None = None
-    problem: str | None = None
-
-    def describe(self) -> str:
-        """One line for ``intercom-fsm status``."""
-        if not self.reachable:
-            return f"unknown ({self.problem})"
-        seconds = self.seconds_in_state or 0.0
-        verdict = "healthy" if self.healthy else f"UNHEALTHY: {self.status}"
-        return f"{self.state} for {_duration(seconds)}, {self.viewers} viewer(s), {verdict}"
-
-
-def fetch_live_status(address: HealthAddress, timeout: float = 2.0) -> LiveStatus:
-    """Ask the daemon listening on ``address``; never raises."""
-    url = f"{address.url}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body = response.read()
-    except urllib.error.HTTPError as error:  # 503 still carries the report
-        body = error.read()
-        error.close()
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        return LiveStatus(reachable=False, problem=f"no daemon answers on {address}: {reason}")
-    try:
-        report = json.loads(body)
-        return LiveStatus(
-            reachable=True,
-            healthy=bool(report["healthy"]),
-            state=str(report["state"]),
-            seconds_in_state=float(report["seconds_in_state"]),
-            viewers=int(report["viewers"]),
-            status=str(report["status"]),
-        )
-    except (ValueError, KeyError, TypeError):
-        return LiveStatus(reachable=False, problem=f"{url} did not answer with a health report")
-
-
-def describe_live_daemon(environ: Mapping[str, str], timeout: float = 2.0) -> str:
-    """The running daemon's state in one line, for ``intercom-fsm status``:
-    asked from the endpoint that ``HEALTH_ADDRESS`` in ``environ`` names.
-    Never raises."""
-    try:
-        settings = OperationsSettings.from_environ(environ)
-    except ConfigError as error:
-        return f"unknown ({error})"
-    if settings.health_address is None:
-        return "unknown (the health endpoint is off: set HEALTH_ADDRESS)"
-    return fetch_live_status(settings.health_address, timeout).describe()
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

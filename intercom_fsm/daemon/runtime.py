@@ -6,7 +6,9 @@ a network round trip (HTTP calls, creating a peer) run as tasks the runtime
 owns and feed their result back as events; quick ones (sending a frame,
 writing the token file, timers) are done in line, so their order holds.
 Nothing an adapter does can raise into the loop: a failure is logged and, where
-the machine must know, turned into an event.
+the machine must know, turned into an event. Problems the machine reports are
+logged at most once per kind and interval (:mod:`intercom_fsm.log_limit`): a
+flood of bad frames is one line with a count, not a full disk.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from intercom_fsm import events as ev
 from intercom_fsm.daemon.inbox import Inbox
 from intercom_fsm.daemon.logs import log_transition
 from intercom_fsm.daemon.ports import (
+    AudioPort,
     AuthPort,
     CameraPort,
     PeersPort,
@@ -31,9 +34,9 @@ from intercom_fsm.daemon.ports import (
     UserPromptPort,
 )
 from intercom_fsm.daemon.timers import Timers
+from intercom_fsm.log_limit import LogLimiter, kind_of
 from intercom_fsm.machine.lifecycle import LifecycleMachine
-from intercom_fsm.redact import RedactingFilter
-from intercom_fsm.states import State
+from intercom_fsm.redact import RedactingFilter, one_line_text
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,9 @@ class Adapters:
     peers: PeersPort
     camera: CameraPort
     prompt: UserPromptPort
+    audio: AudioPort | None = None
+    """The door's microphone and speaker; None for a device without audio
+    (the machine then asks for neither)."""
 
 
 class Runtime:
@@ -61,7 +67,10 @@ class Runtime:
         *,
         secrets: RedactingFilter | None = None,
         stop_when: Callable[[LifecycleMachine], bool] | None = None,
+        problems: LogLimiter | None = None,
     ) -> None:
+        """``problems`` logs the machine's ReportProblem effects (by default at
+        most one line per kind every 10 s)."""
         self.machine = machine
         self.inbox = inbox
         self.adapters = adapters
@@ -71,6 +80,7 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresh: asyncio.Task[None] | None = None
         self.store_failures = 0
+        self._problems = problems or LogLimiter(logger)
         machine.add_listener(log_transition)
 
     async def run(self, start: ev.Started) -> None:
@@ -87,7 +97,10 @@ class Runtime:
 
     async def step(self, event: ev.Event) -> None:
         for effect in self.machine.handle(event):
-            await self._carry_out(effect)
+            try:
+                await self._carry_out(effect)
+            except Exception:  # an adapter's bug must not end the daemon
+                logger.exception("carrying out %s failed", type(effect).__name__)
 
     async def _carry_out(self, effect: fx.Effect) -> None:
         a = self.adapters
@@ -103,11 +116,11 @@ class Runtime:
                 await self._store(tokens)
             case fx.DiscardTokens(reason=reason):
                 logger.warning("forgetting the stored tokens: %s", reason)
-                await asyncio.to_thread(a.tokens.clear)
+                await self._discard_tokens()
             case fx.ShowUserCode():
                 a.prompt(effect)
-            case fx.ReportProblem(message=message):
-                logger.warning("%s", message)
+            case fx.ReportProblem(message=message, kind=kind):
+                self._problems.log(kind if kind != "problem" else kind_of(message), "%s", message)
             case fx.OpenSocket(device_code=code, access_token=token):
                 self._secrets.add(code, token)
                 a.signaling.open(code, token)
@@ -122,14 +135,24 @@ class Runtime:
             case fx.AddRemoteCandidate(session=session, peer=peer, candidate=candidate):
                 self._spawn(a.peers.add_candidate(session, peer, candidate))
             case fx.ClosePeer(session=session, peer=peer, reason=reason):
-                # The only place a session's end (a refused offer, a failed
-                # ICE check, a setup timeout) is told with its cause.
+                # Where a session's end (a hangup, a failed ICE check, an
+                # offer that could not be applied, a setup timeout) is told
+                # with its cause. A refused offer never got a peer: the
+                # machine reports it as a problem instead.
                 logger.info("viewer %r: closing its peer: %s", session, reason)
                 self._spawn(a.peers.close(peer))
             case fx.OpenCamera():
                 await a.camera.open()
             case fx.CloseCamera():
                 await a.camera.close()
+            case fx.OpenMicrophone() if a.audio is not None:
+                await a.audio.open_microphone()
+            case fx.CloseMicrophone() if a.audio is not None:
+                await a.audio.close_microphone()
+            case fx.OpenSpeaker() if a.audio is not None:
+                await a.audio.open_speaker()
+            case fx.CloseSpeaker() if a.audio is not None:
+                await a.audio.close_speaker()
             case fx.ScheduleTimer():
                 self.timers.schedule(effect)
             case fx.CancelTimer():
@@ -141,7 +164,17 @@ class Runtime:
             await asyncio.to_thread(self.adapters.tokens.save, tokens)
         except Exception as error:  # disk full, read-only: keep running
             self.store_failures += 1
-            self.inbox.post(ev.TokenStoreFailed(str(error)))
+            self.inbox.post(ev.TokenStoreFailed(_store_problem(error)))
+
+    async def _discard_tokens(self) -> None:
+        """The file may not be removable (a read-only directory): the machine
+        is told, as for a failed save, and runs on; it has already forgotten
+        the grant itself."""
+        try:
+            await asyncio.to_thread(self.adapters.tokens.clear)
+        except Exception as error:
+            self.store_failures += 1
+            self.inbox.post(ev.TokenStoreFailed(_store_problem(error)))
 
     def _remember_secrets(self, tokens: ev.StoredTokens) -> None:
         self._secrets.add(tokens.access_token, tokens.refresh_token, tokens.device_code)
@@ -186,11 +219,28 @@ class Runtime:
             task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_BUDGET / 2)
-        await self.adapters.peers.close_all()
-        await self.adapters.signaling.close("shutdown")
-        await self.adapters.camera.close()
+        # Each release stands alone: a peer that fails to close must not keep
+        # the socket or the camera open.
+        a = self.adapters
+        releases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("peers", a.peers.close_all),
+            ("signaling socket", lambda: a.signaling.close("shutdown")),
+            ("camera", a.camera.close),
+        ]
+        if a.audio is not None:
+            releases += [
+                ("microphone", a.audio.close_microphone),
+                ("speaker", a.audio.close_speaker),
+            ]
+        for what, release in releases:
+            try:
+                await release()
+            except Exception:
+                logger.exception("shutdown: closing the %s failed", what)
         self.timers.cancel_all()
 
-    @property
-    def state(self) -> State:
-        return self.machine.state
+
+def _store_problem(error: Exception) -> str:
+    """The store's own words, as one line (the token store's name the file and
+    the OS problem, never a token)."""
+    return one_line_text(str(error)) or type(error).__name__

@@ -1,4 +1,5 @@
-"""The lifecycle machine and its parts: context, backoff, tables, sessions."""
+"""The lifecycle machine and its parts: context, backoff, tables, guards and
+actions, the viewer sessions."""
 
 from intercom_fsm.machine.backoff import Backoff, BackoffPolicy
 from intercom_fsm.machine.context import Clock, Context, MachineSettings, Random

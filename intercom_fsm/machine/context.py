@@ -1,8 +1,16 @@
 """The machine's extended state: everything it remembers besides the state name.
 
-The context is where effects are emitted. Opening and closing resources goes
-through its methods so that the machine always knows what is open, and never
-asks to close something twice or to open something it holds already.
+The context is the lifecycle's model in the ``transitions`` library (the
+library keeps the state name in ``state``), and where effects are emitted.
+Opening and closing resources goes through its methods so that the machine
+always knows what is open, and never asks to close something twice or to open
+something it holds already.
+
+Two clocks are injected. ``clock`` is wall time, for what is stored and
+compared with a server's times (a token's absolute expiry). ``monotonic`` is
+for durations (a device code's lifetime, the backoff's stable period, the
+offer rate): a board without a real-time clock steps its wall clock at boot,
+which must not expire a code a person is typing.
 """
 
 from __future__ import annotations
@@ -16,11 +24,16 @@ import attrs
 from intercom_fsm.effects import (
     CancelTimer,
     CloseCamera,
+    CloseMicrophone,
     CloseSocket,
+    CloseSpeaker,
     Effect,
     OpenCamera,
+    OpenMicrophone,
     OpenSocket,
+    OpenSpeaker,
     RefreshTokens,
+    ReportProblem,
     ScheduleTimer,
     Timer,
     TimerKey,
@@ -30,11 +43,11 @@ from intercom_fsm.machine.backoff import Backoff, BackoffPolicy
 from intercom_fsm.states.base import State
 
 if TYPE_CHECKING:
-    from intercom_fsm.machine.session import Viewers
+    from intercom_fsm.machine.viewers import Viewers
 
 Clock = Callable[[], float]
-"""Seconds since the epoch. Injected: ``time.time`` in the daemon, a fake in
-tests."""
+"""Seconds. ``clock``: since the epoch (``time.time``); ``monotonic``: from any
+origin (``time.monotonic``). Injected; a fake in tests."""
 
 Random = Callable[[], float]
 """A uniform draw from [0, 1), for backoff jitter. Injected."""
@@ -47,12 +60,30 @@ class MachineSettings:
     """Refresh the access token this many seconds before it expires."""
     slow_down_step: float = 5.0
     """RFC 8628 section 3.5: add this to the poll interval on ``slow_down``."""
+    max_poll_interval: float = 60.0
+    """A poll that timed out doubles the interval, up to this."""
+    denial_pause: float = 30.0
+    """After ``access_denied`` the next flow waits at least this long (within
+    the backoff's cap): the person who refused is not shown a new code at once."""
+    client_rejected_pause: float = 600.0
+    """After ``invalid_client``/``unauthorized_client`` the device waits this
+    long before asking again: only a change of configuration helps."""
     max_viewers: int = 4
     session_setup_timeout: float = 30.0
     """A viewer's peer that has not connected after this long is reaped."""
+    session_orphan_grace: float = 60.0
+    """A call whose media flows outlives the signaling socket for this long
+    (protocol.md 3.3); after that it ends."""
     max_offers_per_second: float = 5.0
     """Offers beyond this rate (a burst of as many is allowed) are refused:
     each one costs an ICE gathering and a DTLS set-up."""
+    microphone: bool = False
+    """The device has a microphone to open with the camera (AUDIO_SOURCE)."""
+    speaker: bool = False
+    """The device has a speaker to open with the camera (AUDIO_SINK)."""
+    max_unknown_types: int = 32
+    """Unknown message types remembered (each is reported once); beyond
+    that, they are reported as one kind, rate-limited by the runtime."""
 
 
 @attrs.define
@@ -61,6 +92,7 @@ class DeviceFlow:
     user_code: str
     interval: float
     expires_at: float
+    """On the monotonic clock."""
 
 
 @attrs.define
@@ -68,17 +100,25 @@ class Counters:
     events: int = 0
     ignored: Counter[str] = attrs.field(factory=Counter)
     stale_timers: int = 0
+    stale_peer_events: int = 0
     refused_offers: int = 0
     sockets_opened: int = 0
     refreshes: int = 0
+    sessions_held: int = 0
+    """Calls that kept their media while the socket was gone."""
+    sessions_resumed: int = 0
+    """Held calls that the socket reached again after a reconnect."""
 
 
-@attrs.define
+@attrs.define(slots=False)
 class Context:
     settings: MachineSettings
     clock: Clock
+    monotonic: Clock
     random: Random
     backoff: Backoff
+    state: str = State.IDLE.value
+    """The lifecycle state's name, kept by the ``transitions`` library."""
     tokens: StoredTokens | None = None
     token_lifetime: float | None = None
     """The current access token's lifetime as granted; unknown for tokens
@@ -88,15 +128,26 @@ class Context:
     though it has not expired."""
     refresh_in_flight: bool = False
     retry_after: float | None = None
-    """A server's Retry-After from the last transient failure, if it gave one."""
+    """A server's Retry-After, or a floor of our own (a denial), for the next
+    backoff delay; still at most the backoff's cap."""
+    pause: float | None = None
+    """A wait that replaces the next backoff delay, cap or not (a rejected
+    client)."""
     flow: DeviceFlow | None = None
+    flows_refused_in_a_row: int = 0
+    """Flows that ended in a denial or a server's error since the last grant."""
     resume: State = State.AUTHORIZED
     """Where Backoff goes back to when its timer fires."""
     socket_open: bool = False
     camera_open: bool = False
     camera_online: bool = True
+    microphone_open: bool = False
+    microphone_online: bool = True
+    speaker_open: bool = False
+    speaker_online: bool = True
     sockets_refused_in_a_row: int = 0
     online_since: float | None = None
+    """When the socket last opened, on the monotonic clock."""
     pending_timers: dict[TimerKey, int] = attrs.field(factory=dict)
     next_generation: int = 1
     next_peer: PeerId = 1
@@ -110,6 +161,9 @@ class Context:
 
     def emit(self, effect: Effect) -> None:
         self.outbox.append(effect)
+
+    def report(self, kind: str, message: str) -> None:
+        self.emit(ReportProblem(message, kind))
 
     def take_effects(self) -> list[Effect]:
         effects, self.outbox = self.outbox, []
@@ -142,28 +196,32 @@ class Context:
             self.schedule(Timer.ACCESS_TOKEN_EXPIRY, max(0.0, due))
 
     def retry_delay(self) -> float:
-        """The next backoff delay; at least the server's Retry-After when it
-        gave one, but never past the backoff's cap (the device stays bounded)."""
-        delay = self.backoff.next_delay(self.clock(), self.random)
+        """The next backoff delay: a pause when one was set; otherwise the
+        jittered delay, at least the Retry-After (or floor) when there is one,
+        but never past the backoff's cap (the device stays bounded)."""
+        if self.pause is not None:
+            delay, self.pause = self.pause, None
+            self.retry_after = None
+            return delay
+        delay = self.backoff.next_delay(self.monotonic(), self.random)
         if self.retry_after is not None:
             delay = min(self.settings.backoff.cap, max(delay, self.retry_after))
             self.retry_after = None
         return delay
 
-    def take_offer_allowance(self) -> bool:
-        """A token bucket: False when offers arrive faster than allowed."""
+    # --- the offer rate ---------------------------------------------------------
+
+    def offer_allowance_now(self) -> float:
+        """What the token bucket holds now (without taking from it)."""
         rate = self.settings.max_offers_per_second
-        now = self.clock()
         if self.offer_allowance is None:
-            self.offer_allowance = rate
-        else:
-            elapsed = max(0.0, now - self.offer_allowance_at)
-            self.offer_allowance = min(rate, self.offer_allowance + elapsed * rate)
-        self.offer_allowance_at = now
-        if self.offer_allowance < 1.0:
-            return False
-        self.offer_allowance -= 1.0
-        return True
+            return rate
+        elapsed = max(0.0, self.monotonic() - self.offer_allowance_at)
+        return min(rate, self.offer_allowance + elapsed * rate)
+
+    def take_offer_allowance(self) -> None:
+        self.offer_allowance = self.offer_allowance_now() - 1.0
+        self.offer_allowance_at = self.monotonic()
 
     # --- timers ---------------------------------------------------------------
 
@@ -184,15 +242,18 @@ class Context:
         if self.pending_timers.pop((timer, peer), None) is not None:
             self.emit(CancelTimer(timer, peer))
 
-    def consume_timer(self, timer: Timer, generation: int, peer: PeerId | None = None) -> bool:
+    def is_pending(self, timer: Timer, peer: PeerId | None = None) -> bool:
+        return (timer, peer) in self.pending_timers
+
+    def timer_is_current(self, timer: Timer, generation: int, peer: PeerId | None = None) -> bool:
         """True when this firing is the pending one; a late or replaced timer's
         event is stale."""
-        if self.pending_timers.get((timer, peer)) != generation:
-            return False
-        del self.pending_timers[(timer, peer)]
-        return True
+        return self.pending_timers.get((timer, peer)) == generation
 
-    # --- socket and camera -------------------------------------------------------
+    def timer_fired(self, timer: Timer, peer: PeerId | None = None) -> None:
+        self.pending_timers.pop((timer, peer), None)
+
+    # --- socket, camera, microphone, speaker -------------------------------------
 
     def open_socket(self) -> None:
         if self.tokens is not None and not self.socket_open:
@@ -205,18 +266,33 @@ class Context:
             self.socket_open = False
             self.emit(CloseSocket(reason))
 
-    def open_camera(self) -> None:
+    @property
+    def media_open(self) -> bool:
+        return self.camera_open or self.microphone_open or self.speaker_open
+
+    def open_media(self) -> None:
+        """The camera, and the microphone and speaker the device has."""
         if not self.camera_open:
             self.camera_open = True
             self.emit(OpenCamera())
+        if self.settings.microphone and not self.microphone_open:
+            self.microphone_open = True
+            self.emit(OpenMicrophone())
+        if self.settings.speaker and not self.speaker_open:
+            self.speaker_open = True
+            self.emit(OpenSpeaker())
 
-    def close_camera(self) -> None:
+    def close_media(self) -> None:
         if self.camera_open:
             self.camera_open = False
             self.emit(CloseCamera())
+        if self.microphone_open:
+            self.microphone_open = False
+            self.emit(CloseMicrophone())
+        if self.speaker_open:
+            self.speaker_open = False
+            self.emit(CloseSpeaker())
 
-    def release_resources(self, reason: str) -> None:
-        self.close_camera()
-        self.close_socket(reason)
+    def cancel_all_timers(self) -> None:
         for timer, peer in list(self.pending_timers):
             self.cancel(timer, peer)

@@ -1,38 +1,52 @@
-"""Transition rows: the data both machines are built from, and drawn from.
+"""Transition rows, and the ``transitions`` machine that runs them.
 
 A row says: in these source states, this event (or none: an *eventless*
 transition, XState's ``always``) moves the model to ``dest`` (``None`` keeps
-it where it is, without exit or entry) when the guard holds, doing these
-actions, for this reason. Rows are tried in table order; the first whose guard
-holds wins. ``to_transitions`` turns rows into the ``transitions`` library's
-configuration; ``intercom_fsm.diagram`` draws the same rows.
+it where it is: an internal transition, no exit or entry) when the guard
+holds, doing these actions, for this reason. Rows are data; the ``transitions``
+library is the one dispatcher: every row becomes one of its transitions, the
+guard its condition, the actions its ``before`` callbacks (they run before the
+state changes, so the entry of the new state sees what they recorded). The
+library tries a trigger's transitions in table order and takes the first
+whose condition holds.
+
+:class:`RowMachine` keeps the row on each library transition, so that what
+ran can be told by the row that ran (:class:`RowTaken`), and the diagrams
+(``intercom_fsm.diagram``) are drawn from the machine's own transitions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
+from transitions import Machine, Transition
+from transitions import State as LibraryState
 
 Target = TypeVar("Target")
 
 ALWAYS = "always"
-"""The trigger name of eventless transitions, tried after every step."""
+"""The trigger name of eventless rows, tried after every step until none applies."""
 
 
 @attrs.frozen
 class Guard(Generic[Target]):
-    """A named condition; the name is what the diagrams show."""
+    """A named condition of the target and the event; the name is what the
+    diagrams show. Guards only read: the library may ask one more than once."""
 
     label: str
     test: Callable[[Target, Any], bool]
+
+    def negated(self) -> Guard[Target]:
+        test = self.test
+        return Guard(f"not {self.label}", lambda target, event: not test(target, event))
 
 
 Action = Callable[[Target, Any], None]
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Row(Generic[Target]):
     sources: tuple[str, ...]
     trigger: str
@@ -41,92 +55,130 @@ class Row(Generic[Target]):
     guard: Guard[Target] | None = None
     actions: tuple[Action[Target], ...] = ()
 
+    def describe_actions(self) -> str:
+        return ", ".join(getattr(action, "__name__", repr(action)) for action in self.actions)
+
 
 def trigger_name(event: type | None) -> str:
+    """The trigger of an event class: its name. ``None`` is the eventless trigger."""
     return ALWAYS if event is None else event.__name__
 
 
-def to_transitions(
-    rows: Sequence[Row[Target]],
-    target: Callable[[Any], Target],
-    fired: Callable[[Any, Row[Target]], None],
-) -> list[dict[str, Any]]:
-    """The ``transitions`` configuration for ``rows``. Callbacks receive the
-    library's EventData (``send_event=True``); ``target`` picks the object the
-    guards and actions work on from the library's model."""
-    return [_transition(row, target, fired) for row in rows]
+@attrs.frozen
+class RowTaken(Generic[Target]):
+    """One row the library took: for transition records and for tests that
+    check the library took the row the table lists."""
+
+    machine: str
+    source: str
+    row: Row[Target]
+    subject: Target
+    event: Any
+
+    @property
+    def dest(self) -> str:
+        return self.row.dest or self.source
 
 
-def _transition(
-    row: Row[Target],
-    target: Callable[[Any], Target],
-    fired: Callable[[Any, Row[Target]], None],
-) -> dict[str, Any]:
-    # Actions run before the state changes, so that the entry of the new
-    # state sees what they recorded (an adopted grant, a resume target). One
-    # callback per row: the library's cost grows with each one.
-    def run_actions(event_data: Any) -> None:
-        fired(event_data, row)
-        subject = target(event_data.model)
-        event = event_data.kwargs.get("event")
-        for action in row.actions:
-            action(subject, event)
-
-    config: dict[str, Any] = {
-        "trigger": row.trigger,
-        "source": list(row.sources),
-        "dest": row.dest,
-        "before": [run_actions],
-    }
-    if row.guard is not None:
-        guard = row.guard
-
-        def holds(event_data: Any) -> bool:
-            return guard.test(target(event_data.model), event_data.kwargs.get("event"))
-
-        config["conditions"] = [holds]
-    return config
+RowListener = Callable[[RowTaken[Any]], None]
 
 
-def labelled(rows: Iterable[Row[Target]]) -> list[dict[str, Any]]:
-    """The rows that change state, with guards as plain labels, for drawing.
-    Internal rows (bookkeeping that keeps the state) are left out of pictures;
-    the table lists them."""
-    return [
-        {
-            "trigger": row.trigger,
-            "source": list(row.sources),
-            "dest": row.dest,
-            **({"conditions": [row.guard.label]} if row.guard else {}),
-        }
-        for row in rows
-        if row.dest is not None
-    ]
+class RowTransition(Transition):
+    """A library transition that remembers the row it was made from."""
+
+    def __init__(self, *args: Any, row: Row[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.row = row
 
 
-RowIndex = dict[tuple[str, str], tuple[Row[Target], ...]]
+class RowMachine(Machine):
+    """A synchronous ``transitions`` machine built from rows.
 
-
-def index_rows(rows: Iterable[Row[Target]]) -> RowIndex[Target]:
-    """The rows for each (state, trigger), in table order."""
-    index: dict[tuple[str, str], list[Row[Target]]] = {}
-    for row in rows:
-        for source in row.sources:
-            index.setdefault((source, row.trigger), []).append(row)
-    return {key: tuple(rows) for key, rows in index.items()}
-
-
-def select_row(
-    index: RowIndex[Target], state: str, trigger: str, subject: Target, event: object
-) -> Row[Target] | None:
-    """The row the library would take: the first whose guard holds.
-
-    The machines take internal rows themselves (run the actions, stay: no exit
-    or entry) and hand state changes to the library. For the frequent events,
-    ICE candidates, answers, offers while streaming, the library's dispatch
-    costs more than the work itself. Guards are pure, so asking twice is safe.
+    ``subject`` picks what guards and actions work on from the library's model;
+    ``taken`` hears of every row taken, before its actions run.
     """
-    for row in index.get((state, trigger), ()):
-        if row.guard is None or row.guard.test(subject, event):
+
+    transition_cls = RowTransition
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        states: Sequence[LibraryState],
+        rows: Sequence[Row[Any]],
+        initial: str,
+        subject: Callable[[Any], Any],
+        taken: RowListener,
+        model: Any = None,
+    ) -> None:
+        self.rows = tuple(rows)
+        self._subject = subject
+        self._taken = taken
+        super().__init__(
+            model=model if model is not None else [],
+            states=list(states),
+            initial=initial,
+            auto_transitions=False,
+            ignore_invalid_triggers=True,
+            send_event=True,
+            name=name,
+        )
+        for row in self.rows:
+            self._add_row(row)
+
+    def fire(self, model: Any, trigger: str, event: Any) -> bool:
+        """Deliver ``event`` to ``model`` under ``trigger``; False when no row
+        of the model's state took it."""
+        library_event = self.events.get(trigger)
+        if library_event is None or getattr(model, "state") not in library_event.transitions:  # noqa: B009
+            return False
+        return bool(library_event.trigger(model, event=event))
+
+    def library_transitions(self) -> Iterator[tuple[str, RowTransition]]:
+        """Every (trigger, transition) of the library, in table order per source."""
+        for trigger, library_event in self.events.items():
+            for transitions in library_event.transitions.values():
+                for transition in transitions:
+                    assert isinstance(transition, RowTransition)
+                    yield trigger, transition
+
+    def _add_row(self, row: Row[Any]) -> None:
+        machine_name = self.name.rstrip(": ")
+        subject = self._subject
+        taken = self._taken
+
+        def run_actions(event_data: Any) -> None:
+            target = subject(event_data.model)
+            event = event_data.kwargs.get("event")
+            taken(RowTaken(machine_name, event_data.state.name, row, target, event))
+            for action in row.actions:
+                action(target, event)
+
+        conditions: list[str | Callable[..., bool | None]] = []
+        if row.guard is not None:
+            test = row.guard.test
+
+            def holds(event_data: Any) -> bool:
+                return test(subject(event_data.model), event_data.kwargs.get("event"))
+
+            conditions.append(holds)
+        self.add_transition(
+            row.trigger,
+            list(row.sources),
+            row.dest,
+            conditions=conditions or None,
+            before=[run_actions],
+            row=row,
+        )
+
+
+def first_matching_row(
+    rows: Iterable[Row[Target]], state: str, trigger: str, subject: Target, event: object
+) -> Row[Target] | None:
+    """The row the table lists for this state, trigger and guard outcome (the
+    first whose guard holds). Tests compare it with what the library took."""
+    for row in rows:
+        matches = state in row.sources and row.trigger == trigger
+        if matches and (row.guard is None or row.guard.test(subject, event)):
             return row
     return None

@@ -15,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from intercom_fsm.redact import one_line_text
+
 FaultKind = Literal["status", "hang", "html", "slow_down"]
 FaultEndpoint = Literal["token", "device-authorization"]
 
@@ -177,8 +179,9 @@ def _selector(device_code: str | None, user_code: str | None) -> dict[str, str]:
 
 
 def _error_text(error: urllib.error.HTTPError) -> str:
+    """The control API's own words for a refusal, as one line."""
     try:
         body = json.loads(error.read())
     except ValueError:
-        return error.reason if isinstance(error.reason, str) else "error"
-    return str(body.get("error", body)) if isinstance(body, dict) else str(body)
+        return one_line_text(error.reason) if isinstance(error.reason, str) else "error"
+    return one_line_text(str(body.get("error", body)) if isinstance(body, dict) else str(body))

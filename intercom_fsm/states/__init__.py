@@ -34,10 +34,7 @@ STATE_SPECS: dict[State, StateSpec] = {
 }
 
 ONLINE_STATES = frozenset({State.CONNECTING, State.NEGOTIATING, State.STREAMING})
-"""The online group: a socket is open or opening. Leaving it closes the socket,
-every peer and the camera."""
+"""A socket is open or opening. Leaving these states closes the socket; calls
+whose media flows are held meanwhile."""
 
-SESSION_STATES = frozenset({State.NEGOTIATING, State.STREAMING})
-"""States in which viewer sessions exist and receive their events."""
-
-__all__ = ["ONLINE_STATES", "SESSION_STATES", "STATE_SPECS", "State", "StateAction", "StateSpec"]
+__all__ = ["ONLINE_STATES", "STATE_SPECS", "State", "StateAction", "StateSpec"]

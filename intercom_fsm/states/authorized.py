@@ -23,6 +23,5 @@ def refresh_if_stale(ctx: Context) -> None:
 
 SPEC = StateSpec(
     state=State.AUTHORIZED,
-    summary="grant held: refreshing the access token when it is stale",
     on_enter=refresh_if_stale,
 )

@@ -2,10 +2,12 @@
 
 On entry: a timer is set to a delay drawn with full jitter from
 ``[0, min(cap, base * 2**attempt)]`` (``intercom_fsm.machine.backoff``), or
-the server's Retry-After when that is longer (still at most the cap).
+the server's Retry-After (or the pause after a denial) when that is longer,
+still at most the cap; after a rejected client, a long pause instead.
 ``BackoffElapsed`` resumes the state recorded by the failure (Unauthorized,
 AwaitingApproval or Authorized). Tokens are kept; a refresh that was under way
-may still land here and is stored.
+may still land here and is stored; calls held through the socket's loss go
+on.
 On exit: the timer is cancelled.
 """
 
@@ -30,7 +32,6 @@ def cancel_retry(ctx: Context) -> None:
 
 SPEC = StateSpec(
     state=State.BACKOFF,
-    summary="waiting a bounded, jittered delay before retrying",
     on_enter=schedule_retry,
     on_exit=cancel_retry,
 )

@@ -33,10 +33,9 @@ StateAction = Callable[["Context"], None]
 
 @attrs.frozen
 class StateSpec:
-    """A state's meaning and its entry and exit requests."""
+    """A state's entry and exit requests; its module's docstring says what it means."""
 
     state: State
-    summary: str
     on_enter: StateAction | None = None
     on_exit: StateAction | None = None
     final: bool = False

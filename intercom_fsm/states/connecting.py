@@ -5,9 +5,10 @@ On entry: the signaling adapter is asked to open
 (``OpenSocket``). Leaves on ``SocketOpened`` (to Negotiating), a refused token
 (to Authorized, to refresh), or any other failure (to Backoff).
 
-Connecting, Negotiating and Streaming together are the machine's *online*
-group: leaving the group closes every viewer's peer, the camera and the socket
-(see ``intercom_fsm.machine.lifecycle``).
+Connecting, Negotiating and Streaming are the states in which a socket is open
+or opening: every row that leaves them for another state closes the socket
+(``go_offline`` in the table). Calls held through a reconnect keep their media
+meanwhile.
 """
 
 from __future__ import annotations
@@ -24,8 +25,4 @@ def open_socket(ctx: Context) -> None:
     ctx.open_socket()
 
 
-SPEC = StateSpec(
-    state=State.CONNECTING,
-    summary="opening the signaling socket",
-    on_enter=open_socket,
-)
+SPEC = StateSpec(state=State.CONNECTING, on_enter=open_socket)

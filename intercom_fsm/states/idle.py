@@ -9,5 +9,4 @@ from intercom_fsm.states.base import State, StateSpec
 
 SPEC = StateSpec(
     state=State.IDLE,
-    summary="created, not started: waiting for Started(tokens)",
 )

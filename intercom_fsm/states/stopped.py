@@ -1,9 +1,10 @@
 """Stopped: the terminal state after a shutdown request.
 
-On entry: every pending timer is cancelled; the online group's exit has
-already closed the peers, the camera and the socket. Tokens are kept on disk.
-Every later event is ignored, except the answer to a refresh that was under
-way: the server may have rotated the refresh token already, so it is stored.
+On entry: every call ends (its peer is closed), the camera, the audio devices
+and the socket are released, and every pending timer is cancelled. Tokens
+are kept on disk. Every later event is ignored, except the answer to a
+refresh that was under way: the server may have rotated the refresh token
+already, so it is stored.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ if TYPE_CHECKING:
 
 
 def release_everything(ctx: Context) -> None:
-    ctx.release_resources("shutdown")
+    ctx.viewers.release_all("shutdown")
+    ctx.close_media()
+    ctx.close_socket("shutdown")
+    ctx.cancel_all_timers()
 
 
-SPEC = StateSpec(
-    state=State.STOPPED,
-    summary="shut down: every resource released, tokens kept",
-    on_enter=release_everything,
-    final=True,
-)
+SPEC = StateSpec(state=State.STOPPED, on_enter=release_everything, final=True)

@@ -24,6 +24,5 @@ def request_device_code(ctx: Context) -> None:
 
 SPEC = StateSpec(
     state=State.UNAUTHORIZED,
-    summary="no grant: requesting a device code",
     on_enter=request_device_code,
 )

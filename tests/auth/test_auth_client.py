@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import socket
 import time
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from intercom_fsm.adapters.auth import AuthClient, AuthSettings
-from intercom_fsm.config import Config, Endpoints, OAuthSettings
 from intercom_fsm.events import (
     AccessDenied,
     AuthOperation,
@@ -381,19 +379,6 @@ def test_plain_http_to_a_remote_host_is_refused() -> None:
         http_base_url="http://auth.example.com/", client_id="x", allow_insecure_transport=True
     )
     assert allowed.http_base_url == "http://auth.example.com"
-
-
-def test_settings_from_config() -> None:
-    config = Config(
-        endpoints=Endpoints("https://api.example.com", "wss://api.example.com"),
-        oauth=OAuthSettings(client_id="id", client_secret="s3cret-value", device_os="X-1-y"),
-        token_file=Path("/tmp/tokens.json"),
-        http_timeout_seconds=3.5,
-    )
-    settings = AuthSettings.from_config(config)
-    assert settings.timeout == 3.5
-    assert settings.client_secret == "s3cret-value"
-    assert "s3cret-value" not in repr(settings)
 
 
 @pytest.mark.asyncio

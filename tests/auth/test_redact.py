@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intercom_fsm.redact import REDACTED, RedactingFilter, fingerprint, redact
+from intercom_fsm.redact import (
+    REDACTED,
+    RedactingFilter,
+    fingerprint,
+    one_line,
+    one_line_text,
+    redact,
+)
 
 ACCESS = "eyJhbGciOi.access-token/with+chars=="
 REFRESH = "refresh-token-5c2b9f"
@@ -90,3 +97,19 @@ def test_discarded_secrets_are_no_longer_scrubbed(
     secrets.discard(DEVICE_CODE)
     parent.info("code %s", DEVICE_CODE, extra={"detail": ""})
     assert DEVICE_CODE in stream.getvalue()
+
+
+def test_one_line_redacts_before_it_cuts() -> None:
+    # The secret straddles the cut: cut first, and its first characters would stay.
+    text = "x" * 190 + DEVICE_CODE + " tail"
+    line = one_line_text(text, [DEVICE_CODE], limit=200)
+    assert len(line) <= 200
+    assert DEVICE_CODE[:4] not in line
+    assert line.startswith("x" * 190 + REDACTED[:7])
+
+
+def test_one_line_of_an_error_names_its_type_and_flattens_it() -> None:
+    error = OSError(f"cannot\nconnect\x1b[31m with {REFRESH}")
+    assert one_line(error, [REFRESH]) == f"OSError: cannot connect [31m with {REDACTED}"
+    assert one_line(ValueError()) == "ValueError"
+    assert len(one_line(RuntimeError("y" * 1000))) == 200

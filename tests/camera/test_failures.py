@@ -54,9 +54,9 @@ async def test_the_jitter_draws_below_the_exponential_ceiling() -> None:
 
     camera = Camera(settings, EventRecorder(), random=quarter)
     await camera.open()
-    await asyncio.sleep(0.6)
+    await eventually(lambda: camera.stats.reopen_attempts >= 3, 5, "three reopen attempts")
     await camera.close()
-    # Ceilings 0.2, 0.4, 0.8, 1.6: delays 0.05, 0.1, 0.2, 0.4 → 4 attempts in 0.6 s.
+    # Ceilings 0.2, 0.4, 0.8, 1.6: delays 0.05, 0.1, 0.2, 0.4, each a quarter of its ceiling.
     assert 3 <= camera.stats.reopen_attempts <= 4
     assert camera.stats.last_reopen_delay in (pytest.approx(0.2), pytest.approx(0.4))
     assert len(draws) == camera.stats.reopen_attempts

@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 
 from intercom_fsm.config import (
     ENVIRONMENT_VARIABLES,
     Config,
     ConfigError,
-    IceServer,
+    IceServerEntry,
     LogFormat,
+    Setting,
     VideoCodec,
-    default_device_os,
-    environment_table_markdown,
-    envrc_example,
     load_config,
 )
+from intercom_fsm.config_docs import environment_table_markdown, envrc_example
 
 SECRET = "client-secret-do-not-print-7781"
 BASE = {
@@ -44,7 +44,7 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.oauth.client_secret is None
     assert config.oauth.scope is None
     assert config.oauth.device_type == "camera"
-    assert config.oauth.device_os == default_device_os()
+    assert config.oauth.device_os is None  # the auth adapter sends this machine's
     assert config.token_file == tmp_path / ".config/intercomclient/tokens.json"
     assert config.video.source == "0"
     assert (config.video.width, config.video.height, config.video.fps) == (320, 240, 5.0)
@@ -95,8 +95,8 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
     assert config.video.codec is VideoCodec.H264
     assert config.video.bitrate == 800_000
     assert config.webrtc.ice_servers == (
-        IceServer(urls=("stun:stun.example.com:3478",)),
-        IceServer(urls=("stun:stun2.example.com",)),
+        IceServerEntry(urls=("stun:stun.example.com:3478",)),
+        IceServerEntry(urls=("stun:stun2.example.com",)),
     )
     assert config.webrtc.max_viewers == 32
     assert config.backoff.cap_seconds == 0.5
@@ -123,7 +123,7 @@ def test_ice_servers_json_with_turn_credentials(tmp_path: Path) -> None:
     ]
     config = load(tmp_path, ICE_SERVERS=json.dumps(servers))
     stun, turn = config.webrtc.ice_servers
-    assert stun == IceServer(urls=("stun:stun.example.com",))
+    assert stun == IceServerEntry(urls=("stun:stun.example.com",))
     assert turn.urls == ("turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349")
     assert (turn.username, turn.credential) == ("device", SECRET)
     assert SECRET not in repr(config)
@@ -177,6 +177,8 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("MAX_VIEWERS", "0", "between 1 and 32"),
     ("MAX_VIEWERS", "33", "between 1 and 32"),
     ("MAX_VIEWERS", "four", "whole number"),
+    ("SESSION_ORPHAN_SECONDS", "-1", ">= 0 and <= 3600"),
+    ("SESSION_ORPHAN_SECONDS", "3601", ">= 0 and <= 3600"),
     ("BACKOFF_BASE_SECONDS", "-1", "> 0"),
     ("BACKOFF_BASE_SECONDS", "inf", "> 0"),
     ("BACKOFF_CAP_SECONDS", "0.5", ">= BACKOFF_BASE_SECONDS"),
@@ -185,6 +187,11 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("HTTP_TIMEOUT_SECONDS", "1e9", "<= 300"),
     ("LOG_LEVEL", "LOUD", "DEBUG, INFO"),
     ("LOG_FORMAT", "xml", "text, json"),
+    ("HEALTH_ADDRESS", "9108", "host:port"),
+    ("HEALTH_ADDRESS", "127.0.0.1:70000", "between 1 and 65535"),
+    ("HEALTH_ADDRESS", "192.0.2.7:9108", "HEALTH_ALLOW_REMOTE=1"),
+    ("HEALTH_ALLOW_REMOTE", "perhaps", "must be 1 or 0"),
+    ("HEALTH_STUCK_SECONDS", "0", "> 0"),
 ]
 
 
@@ -205,9 +212,7 @@ def test_every_documented_variable_has_a_wrong_value_test() -> None:
     tested = {variable for variable, _value, _expected in BAD_VALUES}
     documented = {variable.name for variable in ENVIRONMENT_VARIABLES}
     # VIDEO_SOURCE is any string here; the camera adapter's hook checks it.
-    # HEALTH_* belong to the operations settings (tests/operations).
-    untested = {name for name in documented - tested if not name.startswith("HEALTH_")}
-    assert untested == {"VIDEO_SOURCE"}
+    assert documented - tested == {"VIDEO_SOURCE"}
 
 
 def test_secret_values_are_never_echoed(tmp_path: Path) -> None:
@@ -345,3 +350,21 @@ def test_table_renders_for_readme_and_envrc() -> None:
         assert f"export {variable.name}=" in example
     assert "export HTTP_API_BASE_URL=https://api.example.com" in example
     assert "# export VIDEO_WIDTH=320" in example
+
+
+def test_every_field_of_the_config_has_exactly_one_row() -> None:
+    leaves: list[str] = []
+    for field in attrs.fields(Config):
+        if isinstance(field.type, type) and attrs.has(field.type):
+            leaves += [f"{field.name}.{leaf.name}" for leaf in attrs.fields(field.type)]
+        else:
+            leaves.append(field.name)
+    rows = [variable.field for variable in ENVIRONMENT_VARIABLES]
+    assert sorted(rows) == sorted(leaves)
+
+
+@pytest.mark.parametrize("variable", ENVIRONMENT_VARIABLES, ids=lambda v: v.name)
+def test_every_default_is_a_valid_value(variable: Setting) -> None:
+    if variable.default is not None:
+        variable.parse(variable.name, variable.default)
+    assert not (variable.required and variable.default is not None)

@@ -50,5 +50,23 @@ async def test_watch_the_daemons_stream_in_chromium(
         daemon.wait_for_state("Streaming")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "daemon-in-chromium.png"), full_page=True)
+
+        # The device's socket drops: the page keeps its call (protocol.md 3.3)
+        # and does not offer again; the call is reached again after the reconnect.
+        [connected] = [d.device_code for d in sandbox.control.devices() if d.connected]
+        frames = int(await page.inner_text("#frames"))
+        streaming = daemon.wait_for_state("Streaming")
+        sandbox.control.close_device_socket(connected, code=1011)
+        daemon.wait_for_state("Streaming", after=streaming)
+        await wait_for_frames(page, frames + 20)
+        moves = [
+            (r["from"], r["to"], r["event"])
+            for r in daemon.records()
+            if r.get("session") is not None and "from" in r
+        ]
+        assert ("Connected", "Held", "SignalingLost") in moves
+        assert ("Held", "Connected", "SignalingRestored") in moves
+        assert not any(event == "Replaced" for _from, _to, event in moves)
+        await expect(page.locator("#status")).to_have_text("Streaming.")
     finally:
         await context.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 from typing import Any
@@ -93,6 +94,21 @@ class MediaViewer:
 
     def frames_between(self, start: float, end: float) -> int:
         return sum(1 for t in self.frame_times if start <= t < end)
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest wait for a frame between ``start`` and ``end``."""
+        times = [start, *(t for t in self.frame_times if start <= t < end), end]
+        return max(later - earlier for earlier, later in itertools.pairwise(times))
+
+    @property
+    def connection_state(self) -> str:
+        return self._pc.connectionState if self._pc is not None else "none"
+
+    async def leave_signaling(self) -> None:
+        """Close the viewer socket only (the sandbox tells the device
+        ``hangup``); the peer connection stays to watch what the device does."""
+        if self._socket is not None:
+            await self._socket.close()
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -126,7 +126,7 @@ class DeviceLab:
             VIDEO_WIDTH=str(self.width),
             VIDEO_HEIGHT=str(self.height),
             VIDEO_FPS=f"{self.fps:g}",
-            LOG_LEVEL="INFO",
+            LOG_LEVEL=environment.pop("LOG_LEVEL", "INFO"),
             **environment,
         )
         return device_code(self.daemon)

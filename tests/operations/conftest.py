@@ -95,9 +95,11 @@ def abstract_notify_socket() -> Iterator[NotifySocket]:
         yield listener
 
 
-def walk_to_streaming(machine: LifecycleMachine) -> ResourceLedger:
+def walk_to_streaming(
+    machine: LifecycleMachine, ledger: ResourceLedger | None = None
+) -> ResourceLedger:
     """Feed what a working world answers until a viewer streams."""
-    ledger = ResourceLedger()
+    ledger = ledger or ResourceLedger()
     while (event := happy_event(machine, ledger)) is not None:
         ledger.record(event, machine.handle(event))
     assert machine.state is State.STREAMING

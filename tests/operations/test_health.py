@@ -21,9 +21,9 @@ from intercom_fsm.daemon.operations import (
     HealthAddress,
     Operations,
     OperationsSettings,
-    fetch_live_status,
     start_operations,
 )
+from intercom_fsm.daemon.status_client import fetch_live_status
 from intercom_fsm.effects import Timer
 from intercom_fsm.events import AuthOperation
 from intercom_fsm.machine.lifecycle import LifecycleMachine
@@ -174,8 +174,14 @@ async def test_healthz_is_503_right_after_the_loop_was_stuck(http: aiohttp.Clien
         status, body = await healthz(http, operations)
         assert (status, body["status"]) == (503, "loop lagging")
         assert body["loop_lag_seconds"] > 0.2
-        await asyncio.sleep(0.3)
-        assert (await healthz(http, operations))[0] == 200
+        healthy_again: list[int] = []
+        deadline = time.monotonic() + 3
+        while not healthy_again and time.monotonic() < deadline:
+            if (await healthz(http, operations))[0] == 200:
+                healthy_again.append(200)
+            else:
+                await asyncio.sleep(0.05)
+        assert healthy_again, "/healthz did not come back to 200 after the stall"
     finally:
         await operations.stop()
 
@@ -233,10 +239,12 @@ async def test_metrics_after_a_run_to_streaming(
 async def test_reconnects_count_sockets_after_the_first(
     http: aiohttp.ClientSession, operations: Operations, machine: LifecycleMachine
 ) -> None:
-    walk_to_streaming(machine)
-    machine.handle(ev.SocketClosed(1006, "gone"))
-    machine.handle(ev.BackoffElapsed(machine.context.pending_timers[(Timer.BACKOFF, None)]))
-    walk_to_streaming(machine)
+    ledger = walk_to_streaming(machine)
+    closed = ev.SocketClosed(1006, "gone")
+    ledger.record(closed, machine.handle(closed))
+    elapsed = ev.BackoffElapsed(machine.context.pending_timers[(Timer.BACKOFF, None)])
+    ledger.record(elapsed, machine.handle(elapsed))
+    walk_to_streaming(machine, ledger)
     found = await metrics(http, operations)
     assert value(found["intercom_fsm_reconnects"], "intercom_fsm_reconnects_total") == 1
     assert value(found["intercom_fsm_unavailable_seconds"], "intercom_fsm_unavailable_seconds") == 0
@@ -299,3 +307,24 @@ async def test_status_command_without_a_daemon() -> None:
     live = await asyncio.to_thread(fetch_live_status, HealthAddress("127.0.0.1", free_port), 2.0)
     assert not live.reachable
     assert live.problem is not None and f"127.0.0.1:{free_port}" in live.problem
+
+
+async def test_calls_held_through_a_reconnect_are_shown(
+    http: aiohttp.ClientSession, operations: Operations, machine: LifecycleMachine
+) -> None:
+    ledger = walk_to_streaming(machine)
+    closed = ev.SocketClosed(1006, "gone")
+    ledger.record(closed, machine.handle(closed))
+    found = await metrics(http, operations)
+    assert value(found["intercom_fsm_held_viewers"], "intercom_fsm_held_viewers") == 1
+    assert value(found["intercom_fsm_calls_held"], "intercom_fsm_calls_held_total") == 1
+    address = HealthAddress("127.0.0.1", operations.health_port or 0)
+    live = await asyncio.to_thread(fetch_live_status, address)
+    assert live.describe().startswith("Backoff for 0 s, 1 viewer(s) (1 held through a reconnect)")
+    assert value(found["intercom_fsm_calls_resumed"], "intercom_fsm_calls_resumed_total") == 0
+    elapsed = ev.BackoffElapsed(machine.context.pending_timers[(Timer.BACKOFF, None)])
+    ledger.record(elapsed, machine.handle(elapsed))
+    walk_to_streaming(machine, ledger)
+    found = await metrics(http, operations)
+    assert value(found["intercom_fsm_held_viewers"], "intercom_fsm_held_viewers") == 0
+    assert value(found["intercom_fsm_calls_resumed"], "intercom_fsm_calls_resumed_total") == 1

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from intercom_fsm.config import ConfigError
+from intercom_fsm.config import ENVIRONMENT_VARIABLES, ConfigError
 from intercom_fsm.daemon.operations import (
     DEFAULT_STUCK_SECONDS,
-    ENVIRONMENT_ROWS,
     HealthAddress,
     OperationsSettings,
 )
@@ -81,7 +80,7 @@ def test_stuck_limit() -> None:
 
 
 def test_documented_rows_match_the_defaults() -> None:
-    rows = {name: default for name, default, _meaning in ENVIRONMENT_ROWS}
+    rows = {v.name: v.default for v in ENVIRONMENT_VARIABLES if v.name.startswith("HEALTH_")}
     assert rows == {
         "HEALTH_ADDRESS": None,
         "HEALTH_ALLOW_REMOTE": "0",

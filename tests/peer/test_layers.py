@@ -192,6 +192,19 @@ def test_a_clean_low_viewer_probes_up_with_a_growing_back_off() -> None:
     assert full <= 0.5 * len(ups)
 
 
+def test_a_probe_is_undone_at_the_first_overuse() -> None:
+    slow = receiver()
+    slow.estimate = lambda layer: int(1.5 * LOW_RATE)
+    slow.run(2.5)
+    assert slow.layer is Layer.LOW
+    slow.run(2)  # 150 packets reported, none lost: the probe starts
+    assert slow.layer is Layer.HIGH and slow.chooser.probing
+    slow.estimate = lambda layer: 200_000  # the receiver's detector: overuse
+    slow.run(0.6)
+    assert slow.layer is Layer.LOW
+    assert "probe failed: overuse, estimate 200 kbit/s" in slow.switches[-1][1].reason
+
+
 def test_a_probe_that_holds_keeps_the_high_layer() -> None:
     path = on_high()
     path.estimate = lambda layer: 255_000

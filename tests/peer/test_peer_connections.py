@@ -11,8 +11,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, V
 from aiortc.mediastreams import MediaStreamTrack
 
 from intercom_fsm import events as ev
-from intercom_fsm.adapters.peer import PeerConnections, PeerSettings, local_candidates
-from tests.loopback import restrict_ice_to_loopback
+from intercom_fsm.adapters.peer import PeerConnections, local_candidates
+from tests.loopback import LOOPBACK_PEERS, restrict_ice_to_loopback
 
 restrict_ice_to_loopback()
 
@@ -59,7 +59,7 @@ async def viewer_offer(video: bool = True) -> RTCPeerConnection:
 @pytest_asyncio.fixture
 async def peers() -> AsyncIterator[tuple[PeerConnections, Recorder, PatternSource]]:
     recorder, source = Recorder(), PatternSource()
-    connections = PeerConnections(PeerSettings(), source, recorder)
+    connections = PeerConnections(LOOPBACK_PEERS, source, recorder)
     yield connections, recorder, source
     await connections.close_all()
 

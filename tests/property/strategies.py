@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from intercom_fsm import events as ev
-from intercom_fsm.effects import Timer
+from intercom_fsm.effects import ScheduleTimer, Timer, timer_event
 from intercom_fsm.events import AuthOperation, IceCandidate, StoredTokens, TokenGrant
 from intercom_fsm.machine.lifecycle import LifecycleMachine
 from intercom_fsm.testing import ResourceLedger
@@ -54,7 +54,18 @@ STATELESS = st.one_of(
     st.builds(ev.TokensGranted, grant=grants),
     st.builds(ev.TokensRefreshed, grant=grants),
     st.builds(ev.RefreshRejected),
-    st.builds(ev.AuthTransientError, operation=st.sampled_from(AuthOperation), reason=TEXT),
+    st.builds(
+        ev.AuthTransientError,
+        operation=st.sampled_from(AuthOperation),
+        reason=TEXT,
+        timed_out=st.booleans(),
+    ),
+    st.builds(ev.DeviceFlowFailed, error=st.sampled_from(["invalid_grant", "invalid_request"])),
+    st.builds(
+        ev.ClientRejected,
+        operation=st.sampled_from(AuthOperation),
+        error=st.sampled_from(["invalid_client", "unauthorized_client"]),
+    ),
     st.builds(ev.TokenStoreFailed, reason=TEXT),
     st.builds(ev.SocketOpened),
     st.builds(ev.SocketRejected, status=st.sampled_from([401, 403, 4401, 4403])),
@@ -67,6 +78,12 @@ STATELESS = st.one_of(
     st.builds(ev.CameraOpened),
     st.builds(ev.CameraFailed, reason=TEXT),
     st.builds(ev.CameraRecovered),
+    st.builds(ev.MicrophoneOpened),
+    st.builds(ev.MicrophoneFailed, reason=TEXT),
+    st.builds(ev.MicrophoneRecovered),
+    st.builds(ev.SpeakerOpened),
+    st.builds(ev.SpeakerFailed, reason=TEXT),
+    st.builds(ev.SpeakerRecovered),
 )
 
 
@@ -95,6 +112,8 @@ def timer_events(machine: LifecycleMachine, ledger: ResourceLedger) -> st.Search
         st.builds(ev.PollDue, generations),
         st.builds(ev.BackoffElapsed, generations),
         st.builds(ev.AccessTokenExpiring, generations),
+        st.builds(ev.FlowExpiryDue, generations),
+        st.builds(ev.OrphanGraceElapsed, generations),
     )
     if not pending:
         return stale
@@ -102,13 +121,8 @@ def timer_events(machine: LifecycleMachine, ledger: ResourceLedger) -> st.Search
 
     def fire(item: tuple[tuple[Timer, int | None], int]) -> ev.Event:
         (timer, peer), generation = item
-        if timer is Timer.POLL:
-            return ev.PollDue(generation)
-        if timer is Timer.BACKOFF:
-            return ev.BackoffElapsed(generation)
-        if timer is Timer.ACCESS_TOKEN_EXPIRY:
-            return ev.AccessTokenExpiring(generation)
-        return ev.SessionSetupExpired(generation, sessions.get(peer or 0, "a"), peer or 0)
+        session = sessions.get(peer or 0, "a")
+        return timer_event(ScheduleTimer(timer, 0.0, generation, session=session, peer=peer))
 
     return st.sampled_from(pending).map(fire) | stale
 

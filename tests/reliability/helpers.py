@@ -1,7 +1,7 @@
 """Shared helpers for the reliability tests: start the daemon against a
 sandbox (the e2e helpers do the real work), read its JSON log, and keep a
 record of every daemon log and every secret the runs produced, for the
-secrets test that runs last (``test_zz_secrets.py``)."""
+secrets scan when the session ends (``conftest.py``)."""
 
 from __future__ import annotations
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.daemon_process import ROOT
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -112,19 +112,21 @@ def test_plain_transport_allowed_only_when_the_operator_says_so(tmp_path: Path) 
         "BACKOFF_BASE_SECONDS": "0.2",
         "BACKOFF_CAP_SECONDS": "1",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "intercom_fsm", "run"],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **environ},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "intercom_fsm", "run"],
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **environ},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    unreachable = "cannot reach the device authorization endpoint"
     try:
-        time.sleep(3)
+        # Two attempts, a backoff apart: it runs and retries with the override.
+        wait_until(lambda: log_path.read_text().count(unreachable) >= 2, 20, "a second attempt")
         assert process.poll() is None, "the daemon should run (and retry) with the override"
     finally:
         process.terminate()
-        _out, err = process.communicate(timeout=10)
-    assert "configuration error" not in err
-    assert "cannot reach the device authorization endpoint" in err
+        process.wait(timeout=10)
+    assert "configuration error" not in log_path.read_text()

@@ -187,14 +187,20 @@ class EventLog:
     def terminals(self) -> list[Event]:
         return [event for event in self.events if isinstance(event, TERMINAL_TYPES)]
 
-    async def assert_single_terminal(self, settle: float = 0.2) -> Event:
-        """Exactly one terminal event, the last one, still so after ``settle``."""
+    async def assert_single_terminal(self) -> Event:
+        """Exactly one terminal event, the last one, still so once every
+        connection's task has ended (after that nothing can emit)."""
         await self.wait_for(TERMINAL_TYPES)
-        await asyncio.sleep(settle)
+        await eventually(lambda: not signaling_tasks())
         terminals = self.terminals()
         assert len(terminals) == 1, self.events
         assert self.events[-1] is terminals[0], self.events
         return terminals[0]
+
+
+def signaling_tasks() -> list[asyncio.Task[object]]:
+    """The client's connection tasks still alive (each is named ``signaling-N``)."""
+    return [task for task in asyncio.all_tasks() if task.get_name().startswith("signaling-")]
 
 
 async def eventually(condition: Callable[[], bool], within: float = STEP) -> None:

@@ -39,6 +39,7 @@ from tests.signaling.conftest import (
     ScriptedSignalingServer,
     SilentUpgradeServer,
     eventually,
+    signaling_tasks,
 )
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -73,8 +74,6 @@ async def test_bearer_header_and_stream_path_reach_the_server(
     [handshake] = signaling_server.handshakes
     assert handshake.path == f"/ws/live_stream/{DEVICE_CODE}/"
     assert handshake.authorization == f"Bearer {ACCESS_TOKEN}"
-    assert client.connected
-    assert client.stats.connections_opened == 1
 
 
 @pytest.mark.asyncio
@@ -148,7 +147,7 @@ async def test_a_handshake_that_never_comes_times_out(
     client, log = make_client(never_upgrades.base_url, connect_timeout=0.3)
     started = time.monotonic()
     client.open(DEVICE_CODE, ACCESS_TOKEN)
-    end = await log.assert_single_terminal(settle=0.0)
+    end = await log.assert_single_terminal()
     assert time.monotonic() - started < 0.3 + 1.0
     assert isinstance(end, SocketClosed)
     assert "within 0.3 s" in end.reason
@@ -169,7 +168,7 @@ async def test_insecure_ws_to_a_remote_host_is_refused_without_connecting(
     async with aiohttp.ClientSession(trace_configs=[trace]) as traced:
         client = SignalingClient(traced, SignalingSettings("ws://192.0.2.10:8000"), log)
         client.open(DEVICE_CODE, ACCESS_TOKEN)
-        end = await log.assert_single_terminal(settle=0.05)
+        end = await log.assert_single_terminal()
         await client.close("test over")
     assert isinstance(end, SocketClosed)
     assert "unencrypted" in end.reason
@@ -184,7 +183,7 @@ async def test_insecure_ws_is_tried_when_explicitly_allowed(make_client: ClientF
         "ws://192.0.2.10:9", allow_insecure_transport=True, connect_timeout=0.3
     )
     client.open(DEVICE_CODE, ACCESS_TOKEN)
-    end = await log.assert_single_terminal(settle=0.0)
+    end = await log.assert_single_terminal()
     assert isinstance(end, SocketClosed)
     assert "unencrypted" not in end.reason
 
@@ -193,7 +192,7 @@ async def test_insecure_ws_is_tried_when_explicitly_allowed(make_client: ClientF
 async def test_a_token_unfit_for_a_header_is_not_sent(make_client: ClientFactory) -> None:
     client, log = make_client("ws://127.0.0.1:9")
     client.open(DEVICE_CODE, "token\r\nX-Injected: 1")
-    end = await log.assert_single_terminal(settle=0.0)
+    end = await log.assert_single_terminal()
     assert isinstance(end, SocketClosed)
     assert "not printable ASCII" in end.reason
 
@@ -258,9 +257,6 @@ async def test_frames_become_events_in_order(
     assert events[6] == RemoteIceCandidate("v1", None)
     assert events[7] == HangupReceived("v1")
     assert log.terminals() == []
-    stats = client.stats
-    assert (stats.frames_received, stats.invalid_frames, stats.unknown_frames) == (7, 2, 1)
-    assert stats.bytes_received > len(SDP)
 
 
 @pytest.mark.asyncio
@@ -275,7 +271,6 @@ async def test_an_oversized_sdp_is_dropped_and_the_socket_stays_up(
     assert isinstance(events[1], InvalidMessage)
     assert "larger than 100 bytes" in events[1].problem
     assert events[2] == HangupReceived(DEFAULT_SESSION)
-    assert client.connected
 
 
 @pytest.mark.asyncio
@@ -291,7 +286,6 @@ async def test_a_frame_over_the_size_limit_closes_the_socket(
     assert isinstance(end, SocketClosed)
     assert end.code == 1009
     assert "larger than the 1024 bytes limit" in end.reason
-    assert not client.connected
 
 
 # --- Sending ------------------------------------------------------------------------------
@@ -318,7 +312,6 @@ async def test_answer_and_ice_are_sent_with_the_session_echoed_or_omitted(
         },
         {"type": "ice", "candidate": None},
     ]
-    assert client.stats.frames_sent == 4
 
 
 @pytest.mark.asyncio
@@ -333,8 +326,7 @@ async def test_sending_without_a_connection_is_dropped_quietly(
     await client.send_ice("v", None)  # closed by the server
     await client.close("done")
     await client.send_answer("v", SDP)  # closed by us
-    assert client.stats.sends_dropped == 3
-    assert client.stats.frames_sent == 0
+    assert signaling_server.received.empty()
 
 
 # --- Ends ---------------------------------------------------------------------------------
@@ -395,7 +387,7 @@ async def test_a_silent_server_is_found_dead_by_the_heartbeat(
     assert isinstance(end, SocketClosed)
     assert end.code == 1006
     assert "no pong" in end.reason
-    await log.assert_single_terminal(settle=0.0)
+    await log.assert_single_terminal()
 
 
 @pytest.mark.asyncio
@@ -403,10 +395,11 @@ async def test_a_healthy_connection_survives_many_heartbeats(
     signaling_server: ScriptedSignalingServer, make_client: ClientFactory
 ) -> None:
     client, log = make_client(signaling_server.base_url, heartbeat=0.05)
-    await open_and_accept(client, log, signaling_server)
-    await asyncio.sleep(0.5)
-    assert log.events == [SocketOpened()]
-    assert client.connected
+    server_socket = await open_and_accept(client, log, signaling_server)
+    await asyncio.sleep(0.5)  # ten heartbeats of silence: the time under test
+    await server_socket.send_str(json.dumps({"type": "hangup"}))
+    await log.wait_count(2)
+    assert log.events == [SocketOpened(), HangupReceived(DEFAULT_SESSION)]
 
 
 @pytest.mark.asyncio
@@ -418,10 +411,11 @@ async def test_the_session_total_timeout_does_not_end_the_socket(
     log = EventLog()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.2)) as session:
         client = SignalingClient(session, SignalingSettings(signaling_server.base_url), log)
-        await open_and_accept(client, log, signaling_server)
-        await asyncio.sleep(0.5)
-        assert client.connected
-        assert log.events == [SocketOpened()]
+        server_socket = await open_and_accept(client, log, signaling_server)
+        await asyncio.sleep(0.5)  # past the session's total timeout: the time under test
+        await server_socket.send_str(json.dumps({"type": "hangup"}))
+        await log.wait_count(2)
+        assert log.events == [SocketOpened(), HangupReceived(DEFAULT_SESSION)]
         await client.close("test over")
 
 
@@ -436,12 +430,10 @@ async def test_close_is_idempotent_and_nothing_is_emitted_after_it(
     server_socket = await open_and_accept(client, log, signaling_server)
     await client.close("shutdown")
     await client.close("shutdown again")
-    assert not client.connected
     assert signaling_tasks() == []
     # The server saw a normal close, and nothing it does now reaches the machine.
     await _closed(server_socket)
     assert server_socket.close_code == 1000
-    await asyncio.sleep(0.1)
     assert log.events == [SocketOpened()]
 
 
@@ -455,7 +447,7 @@ async def test_close_while_connecting_returns_at_once_and_emits_nothing(
     started = time.monotonic()
     await client.close("shutdown")
     assert time.monotonic() - started < 0.5
-    await asyncio.sleep(0.1)
+    assert signaling_tasks() == []
     assert log.events == []
 
 
@@ -513,7 +505,7 @@ async def test_a_replaced_connection_is_silent_even_with_frames_buffered(
     old._writer.transport.write(b"".join(_server_text_frame(f) for f in frames))  # type: ignore[union-attr]
     await signaling_server.next_socket()
     await log.wait_count(3)
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(signaling_tasks()) == 1)  # the replaced one has ended
     assert log.events == [SocketOpened(), HangupReceived("first"), SocketOpened()]
     await client.close("test over")
 
@@ -528,7 +520,6 @@ async def test_close_right_after_a_reopen_still_closes_the_first_socket(
     await client.close("shutdown")
     await _closed(first)
     assert signaling_tasks() == []
-    await asyncio.sleep(0.1)
     assert log.events == [SocketOpened()]
     assert len(signaling_server.handshakes) == 1
 
@@ -542,7 +533,7 @@ async def test_each_open_ends_with_exactly_one_terminal_event(
         server_socket = await open_and_accept(client, log, signaling_server)
         await server_socket.close(code=1001)
         await log.wait_count(2 * round_number)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: not signaling_tasks())
     kinds = [type(event) for event in log.events]
     assert kinds == [SocketOpened, SocketClosed] * 3
 
@@ -583,10 +574,6 @@ def _server_text_frame(text: str) -> bytes:
     payload = text.encode()
     assert len(payload) < 126
     return bytes([0x81, len(payload)]) + payload
-
-
-def signaling_tasks() -> list[asyncio.Task[object]]:
-    return [task for task in asyncio.all_tasks() if task.get_name().startswith("signaling-")]
 
 
 async def _closed(server_socket: web.WebSocketResponse) -> None:

@@ -146,7 +146,6 @@ def test_looser_permissions_are_tightened_and_reported(tmp_path: Path, loose_mod
 
     assert load.tokens == TOKENS
     assert load.tightened
-    assert load.previous_mode == loose_mode
     assert mode_of(path) == 0o600
     assert not store.load().tightened
 

@@ -72,10 +72,6 @@ class Camera:
         """The source, without credentials."""
         return self._source.description
 
-    @property
-    def is_open(self) -> bool:
-        return self._worker is not None
-
     async def open(self) -> None:
         """Start capturing in the background; returns at once."""
         if self._worker is not None:

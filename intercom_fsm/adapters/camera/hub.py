@@ -152,10 +152,6 @@ class ViewerTrack(MediaStreamTrack):
         self._last_sequence: int | None = None
         self._last_pts = -1
 
-    @property
-    def shares_encoder(self) -> bool:
-        return self._packets is not None
-
     def share_encoder(self, mime_type: str) -> bool:
         """Take encoded packets from the shared encoder for ``mime_type`` (the
         codec the viewer's connection negotiated), if there is one."""

@@ -23,15 +23,16 @@ The rules, with hysteresis so that a viewer does not flap:
   is unknown, and flooding a slow one freezes it;
 * low → high only as a *probe*: the estimate cannot say more (on the low layer
   it is capped near 1.5 times the low rate), so going up is tried when the
-  path looks clean, under 1.5 % lost over the last 20 s (at least 150
+  path looks clean, under 1.5 % lost over the last 30 s (at least 150
   packets; a quiet picture that sends fewer is judged on what 10 s brought);
   a path that does not is looked at again 8 s later. A probe is undone when
-  more than 10 % is lost or the round trip grows 200 ms over what it was
-  before (a queue filling: the first report after a second of overload shows
-  it); the estimate is not heeded during a probe, it still reflects the low
-  layer. A failed probe doubles the wait before the next (8 s up to 120 s).
-  A probe has held when the estimate reaches 0.9 of the high rate, or after
-  12 s without a sign against it;
+  the receiver signals overuse with an estimate under 0.75 of the high rate
+  (its delay-based detector reacts within half a second of a queue starting
+  to grow), more than 10 % is lost, or the round trip grows 200 ms over what
+  it was before (a queue filling). A failed probe doubles the wait before the
+  next (8 s up to 120 s). A probe has held when, after 4 s at least, the
+  estimate reaches 0.9 of what the high layer sends, or after 12 s without a
+  sign against it;
 * high → low when more than 10 % is lost over 3 s; or the round trip grows
   300 ms over its lowest of the last 30 s (a standing queue); or the
   receiver signals overuse with an estimate under 0.75 of what the high layer
@@ -93,7 +94,7 @@ class LayerPolicy:
     down_loss_window: float = 3.0
     down_loss_packets: int = 30
     up_loss: float = 0.015
-    up_loss_window: float = 20.0
+    up_loss_window: float = 30.0
     up_loss_packets: int = 150
     quiet_after: float = 10.0
     quiet_packets: int = 30
@@ -109,6 +110,7 @@ class LayerPolicy:
     """An estimate older than this is not acted on (no RTCP in an outage)."""
     first_backoff: float = 8.0
     max_backoff: float = 120.0
+    probe_min: float = 4.0
     probe_hold: float = 12.0
 
 
@@ -258,6 +260,10 @@ class LayerChooser:
         loss = self.loss(now)
         if loss is not None and loss > self.policy.down_loss:
             return f"probe failed: {loss:.0%} lost"
+        overuse = self._overuse
+        limit = self.policy.overuse_below * self.rates.high
+        if overuse is not None and overuse[0] >= self._probe_started and overuse[1] < limit:
+            return f"probe failed: overuse, estimate {overuse[1] / 1000:.0f} kbit/s"
         rise = self._round_trip_rise(since=self._probe_started, baseline_before=True)
         if rise is not None and rise > self.policy.probe_rtt_rise:
             return f"probe failed: the round trip grew {rise * 1000:.0f} ms"
@@ -281,7 +287,8 @@ class LayerChooser:
         fresh = now - self._estimate_at <= self.policy.estimate_fresh
         rate = sent(Layer.HIGH) or self.rates.high
         caught_up = fresh and self._estimate is not None and self._estimate >= 0.9 * rate
-        if caught_up or now - self._probe_started >= self.policy.probe_hold:
+        held = now - self._probe_started
+        if (caught_up and held >= self.policy.probe_min) or held >= self.policy.probe_hold:
             self._probe_started = None
             self._backoff = self.policy.first_backoff
 

@@ -194,15 +194,22 @@
         if (message.online) await offer();
         else setStatus("The device is offline. Waiting for it to come back…", "error");
         break;
-      case "presence":
+      case "presence": {
         watch.online = message.online;
+        // A call outlives the device's signaling socket (protocol.md 3.3):
+        // a connected peer is kept while the device reconnects.
+        const live = peer && peer.connectionState === "connected";
         if (message.online) {
-          await offer();
+          if (live) setStatus("Streaming.", "ok");
+          else await offer();
+        } else if (live) {
+          setStatus("Streaming; the device's signaling is reconnecting.", "ok");
         } else {
           closePeer();
           setStatus("The device is offline. Waiting for it to come back…", "error");
         }
         break;
+      }
       case "answer":
         if (peer && peer.signalingState === "have-local-offer" && typeof message.sdp === "string") {
           await peer.setRemoteDescription({ type: "answer", sdp: message.sdp });

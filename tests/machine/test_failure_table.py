@@ -11,6 +11,7 @@ from intercom_fsm import effects as fx
 from intercom_fsm import events as ev
 from intercom_fsm.effects import Timer
 from intercom_fsm.machine.lifecycle import LifecycleMachine
+from intercom_fsm.machine.session import SessionState
 from intercom_fsm.machine.table import FAILURE_TABLE
 from intercom_fsm.states import State
 from intercom_fsm.testing import GRANT, FakeClock, ResourceLedger, happy_event
@@ -108,7 +109,7 @@ def test_expired_device_code_starts_a_new_flow(how: str) -> None:
         driver.send(ev.DeviceCodeExpired())
     else:
         driver.clock.advance(601)
-        driver.send(ev.PollDue(driver.timer(Timer.POLL)))
+        driver.send(ev.FlowExpiryDue(driver.timer(Timer.FLOW_EXPIRY)))
     assert driver.machine.state is State.UNAUTHORIZED
     assert fx.RequestDeviceCode in driver.kinds()
     assert fx.PollToken not in driver.kinds()
@@ -143,8 +144,13 @@ def test_refresh_rejected_discards_the_grant_and_starts_a_device_flow(state: Sta
     assert driver.machine.state is State.UNAUTHORIZED
     assert driver.machine.context.tokens is None
     kinds = driver.kinds()
-    assert fx.DiscardTokens in kinds and kinds[-1] is fx.RequestDeviceCode
-    assert not driver.ledger.sockets_open and not driver.ledger.peers_open
+    assert fx.DiscardTokens in kinds and fx.RequestDeviceCode in kinds
+    assert not driver.ledger.sockets_open
+    # A call whose media flows is held (protocol.md 3.3); nothing else is open.
+    held = {v.peer for v in driver.machine.context.viewers if v.state == SessionState.HELD}
+    assert driver.ledger.peers_open == held
+    assert bool(held) is (state is State.STREAMING)
+    assert driver.ledger.camera_open == int(bool(held))
 
 
 @pytest.mark.parametrize("state", [State.CONNECTING, State.NEGOTIATING, State.STREAMING])
@@ -176,8 +182,11 @@ def test_socket_closed_backs_off_and_reconnects_with_the_same_tokens(state: Stat
     driver.send(ev.SocketClosed(1006, "abnormal"))
     assert driver.machine.state is State.BACKOFF
     assert driver.ledger.all_released is False  # backoff and token timers pending
-    assert not driver.ledger.sockets_open and not driver.ledger.peers_open
-    assert not driver.ledger.camera_open
+    assert not driver.ledger.sockets_open
+    streaming = state is State.STREAMING
+    # The streaming viewer's call is held, with the camera that feeds it.
+    assert len(driver.ledger.peers_open) == int(streaming)
+    assert driver.ledger.camera_open == int(streaming)
     driver.send(ev.BackoffElapsed(driver.timer(Timer.BACKOFF)))
     assert driver.machine.state is State.CONNECTING
     assert driver.effects[-1] == fx.OpenSocket("device", "access")
