@@ -12,13 +12,15 @@ network bench's viewers (and the slow-link tests') behave like a browser:
 
 * :class:`RetryingNackGenerator` asks for a packet still missing again once
   a round trip has passed (on the next packet that arrives; never sooner, or
-  a congested link would carry each retransmission many times), and forgets
-  a packet after :data:`GIVE_UP` seconds;
-* :class:`RecoveringJitterBuffer` (the bench's marker-bit buffer) gives up on
-  its oldest frame when it has waited :data:`GIVE_UP` seconds for a missing
-  packet: it drops the buffer up to the next VP8 keyframe (or everything until
-  one comes) and asks the sender for one (PLI). It also counts the keyframes
-  that arrive.
+  a congested link would carry each retransmission many times), forgets a
+  packet after :data:`GIVE_UP` seconds, and asks for none of those missed in
+  a silence longer than that (an outage: their frames are stale);
+* :class:`RecoveringJitterBuffer` (the bench's marker-bit buffer) skips to a
+  keyframe as soon as one is complete behind older frames that are not, and
+  gives up on its oldest frame when it has waited :data:`GIVE_UP` seconds for
+  a missing packet: it drops the buffer up to the next VP8 keyframe (or
+  everything until one comes) and asks the sender for one (PLI). It also
+  counts the keyframes that arrive.
 
 Installed in the viewer processes only (:func:`install`); the clients under
 test are untouched, and both clients' viewers get the same treatment.
@@ -62,16 +64,20 @@ class RetryingNackGenerator(aiortc.rtcrtpreceiver.NackGenerator):
         self._asked: dict[int, tuple[float, float]] = {}
         """Missing sequence number: (first missed, last asked)."""
         self.round_trip = 0.2
+        self._last_arrival: float | None = None
 
     def add(self, packet: RtpPacket) -> bool:
         now = time.monotonic()
         sequence = packet.sequence_number
+        silent = self._last_arrival is not None and now - self._last_arrival > GIVE_UP
+        self._last_arrival = now
         if self.max_seq is None:
             self.max_seq = sequence
             return False
         if uint16_gt(sequence, self.max_seq):
             gap = uint16_add(self.max_seq, 1)
-            while uint16_gt(sequence, gap):
+            # After a silence (an outage) what is missing is too old to show.
+            while uint16_gt(sequence, gap) and not silent:
                 self._asked[gap] = (now, -float("inf"))
                 gap = uint16_add(gap, 1)
             self.max_seq = sequence
@@ -110,12 +116,34 @@ class RecoveringJitterBuffer(MarkerJitterBuffer):
             self._skipping = False
             self._origin = None
         pli, frame = super().add(packet)
+        if frame is None and packet.marker and self._complete_keyframe_ends(packet):
+            return pli, self._remove_frame(packet.sequence_number)
         if frame is None and self._stalled():
             self._skip_to_keyframe()
             if self._origin is None:
                 return True, None
             return True, self._remove_frame(packet.sequence_number)
         return pli, frame
+
+    def _complete_keyframe_ends(self, last: RtpPacket) -> bool:
+        """``last`` completes a keyframe behind an older, incomplete frame: skip
+        to it at once, as a browser's frame buffer does (the frames before a
+        keyframe are not needed to decode it)."""
+        assert self._origin is not None
+        offset = uint16_add(last.sequence_number, -self._origin)
+        if offset >= self.capacity:
+            return False
+        for back in range(offset, -1, -1):
+            packet = self._packets[(self._origin + back) % self.capacity]
+            if packet is None or packet.timestamp != last.timestamp:
+                return False
+            if starts_keyframe(packet):
+                if back == 0:
+                    return False  # the oldest frame itself: nothing to skip
+                self.remove(back)
+                self._head = None
+                return True
+        return False
 
     def _stalled(self) -> bool:
         """The oldest frame has waited :data:`GIVE_UP` seconds, for a packet

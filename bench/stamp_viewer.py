@@ -52,6 +52,10 @@ class StampViewer:
     info: SandboxInfo
     device_code: str
     offer_when_online: bool = True
+    keep_live_call: bool = False
+    """When the device comes back online, keep a call that is still connected
+    instead of offering again (calls outlive the device's signaling socket,
+    protocol.md 3.3; the monitor page does the same)."""
     configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration(iceServers=[]))
     """ICE servers (none by default: never a public STUN server) and policy."""
     frames: list[ReceivedFrame] = field(default_factory=list)
@@ -137,7 +141,8 @@ class StampViewer:
             if kind in ("welcome", "presence"):
                 online = bool(data.get("online"))
                 self.online_changes.append((time.monotonic(), online))
-                if online and self.offer_when_online:
+                live = self._pc is not None and self._pc.connectionState == "connected"
+                if online and self.offer_when_online and not (self.keep_live_call and live):
                     await self.offer()
                 continue
             pc = self._pc

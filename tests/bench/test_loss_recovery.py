@@ -51,6 +51,17 @@ def test_a_frame_missing_a_packet_is_given_up_for_the_next_keyframe(
     assert frame is not None and frame.timestamp == 500
 
 
+def test_a_complete_keyframe_behind_a_broken_frame_is_decoded_at_once() -> None:
+    buffer = RecoveringJitterBuffer(capacity=128, is_video=True)
+    assert buffer.add(rtp(1, 100, True, KEY))[1] is not None
+    buffer.add(rtp(2, 200, False, DELTA))  # its last packet, 3, is lost
+    buffer.add(rtp(5, 300, True, DELTA))  # 4 lost too
+    assert buffer.add(rtp(6, 400, False, KEY)) == (False, None)
+    _pli, frame = buffer.add(rtp(7, 400, True, MIDDLE))
+    assert frame is not None and frame.timestamp == 400
+    assert buffer.add(rtp(8, 500, True, DELTA))[1] is not None  # and on from there
+
+
 def test_with_no_keyframe_in_the_buffer_it_waits_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock(monkeypatch)
     buffer = RecoveringJitterBuffer(capacity=128, is_video=True)
@@ -86,3 +97,12 @@ def test_the_retry_waits_longer_on_a_slow_path(monkeypatch: pytest.MonkeyPatch) 
         clock.now += 0.6
         nacks.add(rtp(sequence - 1, sequence - 1, True, DELTA))
     assert 0.5 < nacks.round_trip < 0.7
+
+
+def test_packets_missed_in_an_outage_are_not_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock(monkeypatch)
+    nacks = RetryingNackGenerator()
+    nacks.add(rtp(1, 100, True, KEY))
+    clock.now += 5  # nothing arrives for 5 s
+    assert not nacks.add(rtp(80, 8000, True, DELTA)) and nacks.missing == set()
+    assert nacks.add(rtp(82, 8200, True, DELTA)) and nacks.missing == {81}

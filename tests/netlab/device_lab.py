@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -143,6 +143,10 @@ class DeviceLab:
         )
         self.viewers.append(viewer)
         return viewer
+
+    def on_close(self, stop: Callable[[], None]) -> None:
+        """Run ``stop`` (a client the caller started here) before the lab goes."""
+        self._stack.callback(stop)
 
     def _stop_processes(self) -> None:
         for viewer in self.viewers:

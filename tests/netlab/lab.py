@@ -272,7 +272,7 @@ class Link:
                 side,
                 f"""
                 add chain inet {TABLE} cut_{interface} {{ {hook} }}
-                add rule inet {TABLE} cut_{interface} iifname "{interface}" drop
+                add rule inet {TABLE} cut_{interface} iifname "{interface}" counter drop
                 """,
             )
         self._cut = True

@@ -4,11 +4,11 @@
         [--ice-servers JSON] [--relay-only]
 
 It is ``bench.stamp_viewer.StampViewer`` (sign in, offer, offer again when the
-device comes back) with the bench's marker-bit jitter buffer and a browser's
-loss recovery (``bench/loss_recovery.py``), its host
-candidates restricted to the addresses in ``INTERCOM_TEST_ICE_ADDRESSES``
-(``tests/loopback.py``), and, when asked, ICE servers and the relay-only
-policy. It prints JSON lines on stdout:
+device comes back unless its call is still connected, as the monitor page
+does) with the bench's marker-bit jitter buffer and a browser's loss recovery
+(``bench/loss_recovery.py``), its host candidates restricted to the
+addresses in ``INTERCOM_TEST_ICE_ADDRESSES`` (``tests/loopback.py``), and,
+when asked, ICE servers and the relay-only policy. It prints JSON lines on stdout:
 
 * ``{"event": "frame", "t", "offer", "seq", "latency_ms"}`` for every
   decoded frame (``t`` is ``time.monotonic()``, the same clock as the test's);
@@ -71,6 +71,7 @@ async def watch(info_path: Path, device_code: str, ice_servers: str, relay_only:
         SandboxInfo.from_json(data),
         device_code,
         configuration=RTCConfiguration(iceServers=servers, iceTransportPolicy=policy),
+        keep_live_call=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -2,7 +2,8 @@
 
 A :class:`PacketQueue` holds the packets of the layer its viewer is on, in
 order, from a keyframe on; it moves its viewer to another layer only at that
-layer's keyframe, and restarts at a keyframe when the viewer falls behind.
+layer's keyframe, and restarts at a keyframe when the viewer falls behind or
+its path comes back after an outage.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import av
 from intercom_fsm.adapters.camera.layers import Layer, LayerChooser
 
 QUEUE_LIMIT = 8
+REPORTS_RESUMED_AFTER = 3.0
+"""Seconds without a receiver report (receivers send one about every second)
+after which the next one means the path has come back."""
 
 Clock = Callable[[], float]
 
@@ -49,6 +53,7 @@ class PacketQueue:
         self.delivered = 0
         self.resets = 0
         self.switches = 0
+        self._last_report = float("inf")
 
     @property
     def target(self) -> Layer:
@@ -103,8 +108,14 @@ class PacketQueue:
     def on_receiver_report(
         self, highest_sequence: int, packets_lost: int, round_trip: float | None
     ) -> None:
+        now = self._clock()
+        if now - self._last_report > REPORTS_RESUMED_AFTER:
+            # The path was gone (an outage): what the viewer holds is stale
+            # or broken. A keyframe now, not after its loss reports.
+            self._encoder.request_keyframe(layer=self.layer)
+        self._last_report = now
         if self.chooser is not None:
-            self.chooser.on_report(highest_sequence, packets_lost, self._clock(), round_trip)
+            self.chooser.on_report(highest_sequence, packets_lost, now, round_trip)
 
     def close(self) -> None:
         self.closed = True
