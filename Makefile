@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench diagram clean browser netlab
+.PHONY: demo test lint typecheck pytest bench bench-network diagram clean browser netlab
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/fsm.py
 	$(BIN)/python bench/pipeline.py $(ARGS)
+
+# Slow, lossy and broken links against the naive client (as root: network
+# namespaces; about 15 minutes, writes bench/results/network.md). ARGS=--quick: 6.
+bench-network: $(STAMP) netlab
+	$(BIN)/python bench/network.py $(ARGS)
 
 diagram: $(STAMP)
 	$(BIN)/intercom-fsm diagram

@@ -1,7 +1,7 @@
 """Slow, lossy and broken links, measured against the naive client, in one run.
 
-    python bench/network.py --quick     # about 7 minutes: short windows
-    python bench/network.py             # about 25 minutes; writes bench/results/network.md
+    python bench/network.py --quick     # about 6 minutes: short windows
+    python bench/network.py             # about 15 minutes; writes bench/results/network.md
 
 Needs root (network namespaces), iproute2 and nftables (``make netlab``). Each
 case runs the client under test (the daemon, then ``bench/naive_client.py``)
@@ -215,7 +215,7 @@ def compose(quick: bool, runs: list[NetRun], targets: list[Target]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short windows, about 7 minutes")
+    parser.add_argument("--quick", action="store_true", help="short windows, about 6 minutes")
     parser.add_argument("--keep", action="store_true", help="keep the logs' directory")
     parser.add_argument(
         "--cases", help="comma-separated: slow, medium, clean, two, outage (default: all)"

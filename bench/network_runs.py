@@ -14,6 +14,7 @@ device's links (media and signaling) are cut for a while in its middle.
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -209,9 +210,12 @@ def _back_to_fresh(frames: list[dict[str, Any]], restored: float) -> float | Non
 
 def _calls_kept(log: str) -> str:
     """What the daemon's log says the outage did to the socket and the calls."""
-    closed = log.count("SocketClosed")
-    ended = sum(1 for line in log.splitlines() if "→ Closed" in line and "viewer" in line)
-    return f"socket closed {closed}×, viewer sessions ended {ended}×"
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    changes = [r for r in records if "from" in r and r.get("from") != r.get("to")]
+    drops = sum(1 for r in changes if r.get("event") == "SocketClosed" and not r.get("session"))
+    held = sum(1 for r in changes if r.get("session") and r.get("to") == "Held")
+    ended = sum(1 for r in changes if r.get("session") and r.get("to") == "Closed")
+    return f"the socket dropped {drops}×, calls held {held}×, calls ended {ended}×"
 
 
 def median_or_none(values: list[float]) -> float | None:
