@@ -15,12 +15,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests use: chromium for the browser tests (playwright's own
-# download does not work here), systemd for systemd-analyze, graphviz for SVG diagrams.
+# download does not work here), systemd for systemd-analyze, graphviz for SVG diagrams,
+# GStreamer's RTSP server (run by the system python3) as the H.264 camera of the media tests.
+GST_CHECK := import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); \
+  from gi.repository import Gst, GstRtspServer; Gst.init(None); \
+  assert all(Gst.ElementFactory.find(e) for e in ('x264enc', 'rtph264pay', 'souphttpsrc', 'multipartdemux', 'jpegdec', 'videoconvert'))
+GST_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base \
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 browser:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	/usr/bin/python3 -c "$(GST_CHECK)" >/dev/null 2>&1 || missing="$$missing $(GST_PACKAGES)"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

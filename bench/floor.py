@@ -9,6 +9,9 @@ default bitrate for the size and rate), once per viewer: the floor for ``n``
 viewers is one decode and ``n`` encodes per source picture, divided by the
 ``n`` frames streamed, which is what streaming costs when every viewer has its
 own encoder. CPU is this process's ``time.process_time()``.
+
+For an H.264 camera (RTSP) the floor is the same with the camera's packets
+decoded once instead of the JPEGs (:func:`h264_encoder_floor`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from __future__ import annotations
 import fractions
 import time
 import urllib.request
+from dataclasses import dataclass
 
 import av
 import cv2
 import numpy as np
 
+from bench.stamp import latency_ms, read_stamp
 from intercom_fsm.adapters.camera.encoding import default_bitrate, vp8_context
 
 TIME_BASE = fractions.Fraction(1, 90_000)
@@ -74,3 +79,82 @@ def encoder_floor(
                 frames += 1
             pts += step
     return (time.process_time() - started) / frames
+
+
+@dataclass(frozen=True)
+class H264Sample:
+    packets: list[av.Packet]
+    """Consecutive packets from an IDR on."""
+    extradata: bytes | None
+    """The stream's parameter sets, as its SDP declared them."""
+
+
+def fetch_h264_packets(url: str, count: int, timeout: float = 15.0) -> H264Sample:
+    """``count`` consecutive packets of an H.264 RTSP stream, from an IDR on."""
+    packets: list[av.Packet] = []
+    with av.open(url, options={"rtsp_transport": "tcp"}, timeout=timeout) as container:
+        stream = container.streams.video[0]
+        extradata = stream.codec_context.extradata
+        for packet in container.demux(stream):
+            if not packet.size or (not packets and not packet.is_keyframe):
+                continue
+            packets.append(packet)
+            if len(packets) >= count:
+                break
+    if len(packets) < count:
+        raise RuntimeError(f"only {len(packets)} of {count} packets from the RTSP camera")
+    return H264Sample(packets, extradata)
+
+
+def h264_encoder_floor(
+    sample: H264Sample, width: int, height: int, fps: float, viewers: int
+) -> float:
+    """CPU seconds per streamed frame of an H.264 camera when every viewer
+    has its own encoder: decode once, I420, encode VP8 once per viewer (what
+    a client that cannot pass the camera's stream through must at least do)."""
+    bitrate = default_bitrate(width, height, fps)
+    encoders = [vp8_context(width, height, fps, bitrate) for _ in range(viewers)]
+    step = round(90_000 / fps)
+    pts = 0
+    frames = 0
+    started = time.process_time()
+    while time.process_time() - started < MIN_CPU_SECONDS:
+        decoder = av.CodecContext.create("h264", "r")
+        assert isinstance(decoder, av.VideoCodecContext)
+        decoder.thread_count = 1
+        decoder.extradata = sample.extradata
+        for packet in sample.packets:
+            for decoded in decoder.decode(packet):
+                assert isinstance(decoded, av.VideoFrame)
+                i420 = decoded.reformat(format="yuv420p").to_ndarray()
+                for encoder in encoders:
+                    frame = av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
+                    frame.pts = pts
+                    frame.time_base = TIME_BASE
+                    encoder.encode(frame)
+                    frames += 1
+                pts += step
+    return (time.process_time() - started) / frames
+
+
+def camera_latency_ms(url: str, seconds: float = 5.0) -> list[int]:
+    """Stamp to decoded picture when the bench itself reads the RTSP camera
+    (PyAV over TCP, every packet decoded): the camera's own share of every
+    client's glass-to-glass latency (the MJPEG camera it re-encodes, the
+    encoder, the RTSP server)."""
+    latencies: list[int] = []
+    with av.open(url, options={"rtsp_transport": "tcp", "fflags": "nobuffer"}, timeout=10) as (
+        container
+    ):
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        end = time.monotonic() + seconds
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                assert isinstance(frame, av.VideoFrame)
+                stamp = read_stamp(frame.to_ndarray()[: frame.height])
+                if stamp is not None:
+                    latencies.append(latency_ms(stamp.wall_ms, time.time_ns() // 1_000_000))
+            if time.monotonic() >= end:
+                break
+    return latencies[len(latencies) // 5 :]  # past what FFmpeg buffered while it probed

@@ -27,7 +27,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.loopback import restrict_ice_to_loopback
+from tests.loopback import accept_loopback_viewers_in_the_daemon, restrict_ice_to_loopback
 
 PERIOD = 0.01
 FLUSH_EVERY = 0.5
@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args()
     restrict_ice_to_loopback()
+    if options.module == "intercom_fsm":
+        accept_loopback_viewers_in_the_daemon()
     if options.lag_file is not None:
         install_probe(options.lag_file)
     sys.argv = [options.module, *options.args]

@@ -2,6 +2,7 @@
 the encoder's own cost, in one run.
 
     python bench/pipeline.py --quick     # about 1.5 minutes: the key case only
+    python bench/pipeline.py --media     # about 6 minutes: the H.264 camera's cases
     python bench/pipeline.py             # everything; writes bench/results/
 
 A synthetic IP camera (``bench/mjpeg_source.py``) stamps its capture time
@@ -13,6 +14,13 @@ latency, offer to first frame, client CPU per streamed frame and peak RSS
 (psutil), the encoder floor (``bench/floor.py``), recovery after a socket
 drop and after a restart, event-loop lag (``bench/loop_probe.py``), the
 machine's dispatch rate (``bench/fsm.py``) and ``intercom-fsm --help``.
+
+The H.264 camera (``bench/rtsp_source.py``) is the same time-stamped picture
+re-encoded by GStreamer's RTSP server to H.264 High with a 2 s GOP, watched
+by viewers that take High profile: the daemon passes its stream through, the
+naive client decodes and encodes it for each viewer. Its floor is one H.264
+decode and a VP8 encode per viewer; a viewer joining the running stream gives
+the joiner's first frame.
 """
 
 from __future__ import annotations
@@ -34,13 +42,22 @@ if str(ROOT) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
 
 from bench import fsm, marker_jitter, report  # noqa: E402
 from bench.clients import DaemonClient, NaiveClient  # noqa: E402
-from bench.floor import encoder_floor, fetch_jpegs  # noqa: E402
+from bench.floor import (  # noqa: E402
+    camera_latency_ms,
+    encoder_floor,
+    fetch_h264_packets,
+    fetch_jpegs,
+    h264_encoder_floor,
+)
+from bench.media import H264_MATRIX, MJPEG_ONE, camera_latency_table, media_targets  # noqa: E402
 from bench.mjpeg_source import MjpegSourceProcess  # noqa: E402
 from bench.report import Target, fmt, judge  # noqa: E402
+from bench.rtsp_source import GOP_SECONDS, RtspSourceProcess  # noqa: E402
 from bench.runs import (  # noqa: E402
     Case,
     RecoveryResult,
     RunResult,
+    floor_key,
     percentile,
     run_case,
     run_recovery,
@@ -78,15 +95,29 @@ def dispatch_rates(events: int) -> tuple[float, float]:
     return ours, floor
 
 
-def floors_for(cases: tuple[Case, ...]) -> dict[tuple[str, int], float]:
-    """Encoder floor in ms per streamed frame, per size and viewer count."""
+def floors_for(
+    cases: tuple[Case, ...], camera_latency: dict[str, list[int]]
+) -> dict[tuple[str, int], float]:
+    """Encoder floor in ms per streamed frame, per camera, size and viewer count;
+    the H.264 camera's own latency goes to ``camera_latency`` by size."""
     floors: dict[tuple[str, int], float] = {}
-    for width, height, fps in dict.fromkeys((c.width, c.height, c.fps) for c in cases):
+    kinds = dict.fromkeys((c.camera, c.width, c.height, c.fps) for c in cases)
+    for camera, width, height, fps in kinds:
+        same = [c for c in cases if (c.camera, c.width, c.height) == (camera, width, height)]
+        if camera == "rtsp":
+            with RtspSourceProcess(width, height, fps) as rtsp:
+                sample = fetch_h264_packets(rtsp.url, int(fps * 2 * GOP_SECONDS))
+                camera_latency[f"{width}x{height}@{fps:g}"] = camera_latency_ms(rtsp.url)
+            for case in same:
+                floors[floor_key(case)] = 1000 * h264_encoder_floor(
+                    sample, width, height, fps, case.viewers
+                )
+            continue
         with MjpegSourceProcess(width, height, fps) as source:
             pictures = fetch_jpegs(source.url, max(10, int(fps * 2)))
-        for viewers in sorted({c.viewers for c in cases if (c.width, c.height) == (width, height)}):
-            floors[(f"{width}x{height}", viewers)] = 1000 * encoder_floor(
-                pictures, width, height, fps, viewers
+        for case in same:
+            floors[floor_key(case)] = 1000 * encoder_floor(
+                pictures, width, height, fps, case.viewers
             )
     return floors
 
@@ -96,13 +127,17 @@ def say(text: str) -> None:
 
 
 async def measure(args: argparse.Namespace, workdir: Path) -> str:
-    quick: bool = args.quick
-    cases = (KEY_CASE,) if quick else MATRIX
-    window = 10.0 if quick else args.window
+    quick: bool = args.quick or args.media
+    if args.media:
+        cases: tuple[Case, ...] = (MJPEG_ONE, *H264_MATRIX)
+    else:
+        cases = (KEY_CASE,) if args.quick else (*MATRIX, *H264_MATRIX)
+    window = 10.0 if args.quick else args.window
     say("timing intercom-fsm --help, the machine's dispatch rate, the encoder floor ...")
     help_s = help_seconds()
     ours_rate, floor_rate = dispatch_rates(20_000 if quick else 100_000)
-    floors = floors_for(cases)
+    camera_latency: dict[str, list[int]] = {}
+    floors = floors_for(cases, camera_latency)
 
     with SandboxProcess(auto_approve=True, device_interval=1) as sandbox:
         daemon = DaemonClient(sandbox.info, workdir)
@@ -114,7 +149,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
             for client in (daemon, naive):
                 # Quick: one run per client, under the lag probe (it costs about
                 # 0.1 ms of CPU per frame here). Full: CPU runs without it.
-                lag_file = workdir / f"lag-{client.name}-{case.label}.txt" if quick else None
+                lag_file = workdir / f"lag-{client.name}-{case.label}.txt" if args.quick else None
                 say(f"{case.label}: {client.name} for {window:g} s ...")
                 run = await run_case(
                     sandbox, client.with_lag_probe(lag_file), case, window, lag_file=lag_file
@@ -141,8 +176,9 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
                 pressure.append((calm, loaded))
         recoveries: list[RecoveryResult] = []
         for client, drops, starts in (
-            (daemon, 1 if quick else 3, 1 if quick else 3),
-            (naive, 1 if quick else 2, 1),
+            ()
+            if args.media
+            else ((daemon, 1 if quick else 3, 1 if quick else 3), (naive, 1 if quick else 2, 1))
         ):
             client.with_lag_probe(None)
             say(f"recovery: {client.name} ...")
@@ -150,12 +186,15 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
                 await run_recovery(sandbox, client, Case(640, 480, 15, 1), drops, starts, within=20)
             )
 
-    targets = build_targets(
-        key_runs, latency_runs, floors, recoveries, help_s, ours_rate, floor_rate
+    targets = (
+        []
+        if args.media
+        else build_targets(
+            key_runs, latency_runs, floors, recoveries, help_s, ours_rate, floor_rate
+        )
     )
-    text = compose(
-        args, targets, runs, floors, latency_runs, pressure, recoveries, ours_rate, floor_rate
-    )
+    targets += media_targets(runs, floors)
+    text = compose(args, targets, runs, floors, latency_runs, pressure, recoveries, camera_latency)
     if not quick:
         write_results(text, runs, floors, latency_runs)
     return text
@@ -284,14 +323,14 @@ def compose(
     latency_runs: dict[str, RunResult],
     pressure: list[tuple[RunResult, RunResult]],
     recoveries: list[RecoveryResult],
-    ours_rate: float,
-    floor_rate: float,
+    camera_latency: dict[str, list[int]],
 ) -> str:
-    mode = (
-        "quick (key case only, lag probe on)"
-        if args.quick
-        else f"full ({args.window:g} s windows, {args.soak:g} s latency runs)"
-    )
+    if args.media:
+        mode = f"media (the H.264 camera's cases and MJPEG {MJPEG_ONE.label})"
+    elif args.quick:
+        mode = "quick (key case only, lag probe on)"
+    else:
+        mode = f"full ({args.window:g} s windows, {args.soak:g} s latency runs)"
     parts = [
         f"# Pipeline bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {mode}\n",
         "## Targets\n",
@@ -299,9 +338,17 @@ def compose(
         "## Every case\n",
         "CPU per frame: the client process's CPU seconds over the frames all viewers decoded."
         " Floor: decode + I420 + VP8 encode per viewer, tight loop, no network.\n",
-        report.matrix_table(runs, floors),
+        report.matrix_table([r for r in runs if r.case.camera != "rtsp"], floors),
     ]
-    if not args.quick:
+    if any(r.case.camera == "rtsp" for r in runs):
+        parts += [
+            "## H.264 camera (RTSP, High, 2 s GOP)\n",
+            "Floor: H.264 decode once + I420 + VP8 encode per viewer, tight loop, no network."
+            " Joiner: offer to first frame of a viewer joining the running stream.\n",
+            report.h264_table(runs, floors),
+            camera_latency_table(camera_latency),
+        ]
+    if not (args.quick or args.media):
         soak = [latency_runs[name] for name in ("intercom-fsm", "naive") if name in latency_runs]
         parts += ["## Latency over the long run\n", report.matrix_table(soak, floors)]
     if pressure:
@@ -330,6 +377,9 @@ def write_results(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the key case only, under 2 minutes")
+    parser.add_argument(
+        "--media", action="store_true", help="the H.264 camera's cases and MJPEG 640x480@15 x1"
+    )
     parser.add_argument("--window", type=float, default=15.0, help="seconds measured per case")
     parser.add_argument("--soak", type=float, default=300.0, help="seconds of the latency runs")
     parser.add_argument("--keep", action="store_true", help="keep the logs' directory")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.runs import RecoveryResult, RunResult, percentile
+from bench.runs import RecoveryResult, RunResult, floor_key, percentile
 
 MIB = 1024 * 1024
 
@@ -68,7 +68,7 @@ def matrix_table(runs: Sequence[RunResult], floors_ms: dict[tuple[str, int], flo
         if run.failure:
             lines.append(f"| {run.case.label} | {run.client} | failed: {run.failure[:80]} |")
             continue
-        floor = floors_ms.get((f"{run.case.width}x{run.case.height}", run.case.viewers))
+        floor = floors_ms.get(floor_key(run.case))
         first = max(run.first_frame_s) if run.first_frame_s else None
         lines.append(
             f"| {run.case.label} | {run.client} | {100 * run.achieved_fps_ratio:.1f} %"
@@ -77,6 +77,31 @@ def matrix_table(runs: Sequence[RunResult], floors_ms: dict[tuple[str, int], flo
             f" | {fmt(overhead(run, floor), '×', 2)}"
             f" | {fmt(run.peak_rss_bytes / MIB, ' MiB')} | {fmt(run.kbit_per_viewer)}"
             f" | {run.unreadable_stamps} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def h264_table(runs: Sequence[RunResult], floors_ms: dict[tuple[str, int], float]) -> str:
+    """The H.264 camera's cases: what passing its stream through saves."""
+    lines = [
+        "| case | client | fps achieved | latency p50 / p95 / max | CPU per frame | floor"
+        " | CPU / floor | joiner's first frame | peak RSS | kbit/s per viewer |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        if run.case.camera != "rtsp":
+            continue
+        if run.failure:
+            lines.append(f"| {run.case.label} | {run.client} | failed: {run.failure[:80]} |")
+            continue
+        floor = floors_ms.get(floor_key(run.case))
+        joiner = run.joiner_first_frame_s
+        lines.append(
+            f"| {run.case.label} | {run.client} | {100 * run.achieved_fps_ratio:.1f} %"
+            f" | {latency_summary(run)} | {fmt(run.cpu_per_frame_ms, ' ms', 2)}"
+            f" | {fmt(floor, ' ms', 2)} | {fmt(overhead(run, floor), '×', 2)}"
+            f" | {fmt(joiner and joiner * 1000, ' ms')}"
+            f" | {fmt(run.peak_rss_bytes / MIB, ' MiB')} | {fmt(run.kbit_per_viewer)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -163,7 +188,7 @@ def plot_cpu_per_frame(
     for label in labels:
         chosen = [run for run in runs if run.case.label == label]
         case = chosen[0].case
-        series["floor"].append(floors_ms.get((f"{case.width}x{case.height}", case.viewers), 0.0))
+        series["floor"].append(floors_ms.get(floor_key(case), 0.0))
         for client in ("intercom-fsm", "naive"):
             run = next((r for r in chosen if r.client == client), None)
             series[client].append(run.cpu_per_frame_ms or 0.0 if run is not None else 0.0)

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.clients import BenchError, Client, ProcessSampler
+from bench.h264_offer import HIGH_3_1
 from bench.marker_jitter import MarkerJitterBuffer
 from bench.mjpeg_source import MjpegSourceProcess
+from bench.rtsp_source import RtspSourceProcess
 from bench.stamp_viewer import StampViewer
 from intercom_fsm.sandbox.process import SandboxProcess
 
@@ -36,10 +38,24 @@ class Case:
     height: int
     fps: float
     viewers: int
+    camera: str = "mjpeg"
+    """``mjpeg``: the MJPEG bench camera over HTTP; ``rtsp``: the same pictures
+    as H.264 High (2 s GOP) from GStreamer's RTSP server, watched by viewers
+    that take High profile."""
 
     @property
     def label(self) -> str:
-        return f"{self.width}x{self.height}@{self.fps:g} x{self.viewers}"
+        prefix = "H.264 RTSP " if self.camera == "rtsp" else ""
+        return f"{prefix}{self.width}x{self.height}@{self.fps:g} x{self.viewers}"
+
+    def source(self) -> MjpegSourceProcess | RtspSourceProcess:
+        if self.camera == "rtsp":
+            return RtspSourceProcess(self.width, self.height, self.fps)
+        return MjpegSourceProcess(self.width, self.height, self.fps)
+
+    @property
+    def h264_profile(self) -> str | None:
+        return HIGH_3_1 if self.camera == "rtsp" else None
 
 
 @dataclass
@@ -63,6 +79,8 @@ class RunResult:
     """Video payload the viewers received in the window, all viewers together."""
     peak_rss_bytes: int = 0
     lag_s: list[float] = field(default_factory=list)
+    joiner_first_frame_s: float | None = None
+    """Offer to first frame of a viewer joining the running stream (RTSP cases)."""
     failure: str | None = None
 
     @property
@@ -81,6 +99,12 @@ class RunResult:
     @property
     def cpu_per_frame_ms(self) -> float | None:
         return 1000 * self.cpu_seconds / self.frames if self.frames else None
+
+
+def floor_key(case: Case) -> tuple[str, int]:
+    """Which encoder floor a case is measured against."""
+    size = f"{case.width}x{case.height}"
+    return (f"rtsp {size}" if case.camera == "rtsp" else size, case.viewers)
 
 
 def percentile(values: list[float] | list[int], fraction: float) -> float | None:
@@ -130,7 +154,7 @@ async def run_case(
     busy_processes: int = 0,
 ) -> RunResult:
     result = RunResult(client.name, case, seconds, loaded=busy_processes > 0)
-    source = MjpegSourceProcess(case.width, case.height, case.fps)
+    source = case.source()
     viewers: list[StampViewer] = []
     sampler: ProcessSampler | None = None
     try:
@@ -139,7 +163,9 @@ async def run_case(
         device_code = await asyncio.to_thread(client.wait_ready)
         sampler = ProcessSampler(client.pid).start()
         for _ in range(case.viewers):
-            viewers.append(await StampViewer(sandbox.info, device_code).start())
+            viewers.append(
+                await StampViewer(sandbox.info, device_code, h264_profile=case.h264_profile).start()
+            )
         arrived = await asyncio.gather(
             *(v.wait_for_frame(0.0, FIRST_FRAME_TIMEOUT) for v in viewers)
         )
@@ -150,6 +176,15 @@ async def run_case(
         with BusyLoad(busy_processes):
             await asyncio.sleep(SETTLE_SECONDS)
             await _measure(result, client, viewers, sampler, seconds, lag_file)
+        if case.camera == "rtsp":
+            joiner = await StampViewer(
+                sandbox.info, device_code, h264_profile=case.h264_profile
+            ).start()
+            viewers.append(joiner)
+            await joiner.wait_for_frame(0.0, FIRST_FRAME_TIMEOUT)
+            offer = joiner.offers[0] if joiner.offers else None
+            if offer is not None and offer.first_frame is not None:
+                result.joiner_first_frame_s = offer.first_frame - offer.sent
     except BenchError as error:
         result.failure = str(error)
     finally:

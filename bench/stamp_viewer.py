@@ -25,6 +25,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from bench.h264_offer import answer_as_aiortc_knows, declare_profile
 from bench.stamp import latency_ms, read_stamp
 from intercom_fsm.sandbox.process import SandboxInfo
 from tests.sandbox.peers import ScriptedViewer
@@ -58,6 +59,9 @@ class StampViewer:
     protocol.md 3.3; the monitor page does the same)."""
     configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration(iceServers=[]))
     """ICE servers (none by default: never a public STUN server) and policy."""
+    h264_profile: str | None = None
+    """Declare this H.264 profile in the offer (:mod:`bench.h264_offer`), as a
+    browser whose decoder takes it would."""
     frames: list[ReceivedFrame] = field(default_factory=list)
     offers: list[Offer] = field(default_factory=list)
     online_changes: list[tuple[float, bool]] = field(default_factory=list)
@@ -90,7 +94,10 @@ class StampViewer:
         await pc.setLocalDescription(await pc.createOffer())
         assert self._socket is not None
         self.offers.append(Offer(sent=time.monotonic()))
-        await self._socket.send_str(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
+        sdp = pc.localDescription.sdp
+        if self.h264_profile is not None:
+            sdp = declare_profile(sdp, self.h264_profile)
+        await self._socket.send_str(json.dumps({"type": "offer", "sdp": sdp}))
 
     async def wait_for_frame(self, after: float, within: float) -> float | None:
         """When the first frame that arrived after ``after`` did; None when none
@@ -149,8 +156,11 @@ class StampViewer:
             if pc is None:
                 continue
             if kind == "answer":
+                sdp = data["sdp"]
+                if self.h264_profile is not None:
+                    sdp = answer_as_aiortc_knows(sdp)
                 with contextlib.suppress(Exception):
-                    await pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
+                    await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
             elif kind == "ice" and isinstance(data.get("candidate"), dict):
                 await _add_candidate(pc, data["candidate"])
 

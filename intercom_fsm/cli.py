@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
+import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +24,7 @@ if TYPE_CHECKING:
     from intercom_fsm.config import Config
     from intercom_fsm.redact import RedactingFilter
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from intercom_fsm.daemon.exit_codes import EXIT_FAILURE, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -147,27 +147,56 @@ def _start_logging(config: Config) -> RedactingFilter:
     return configure(config.logging.level, config.logging.format is LogFormat.JSON)
 
 
+@contextlib.contextmanager
+def _token_file_held(config: Config) -> Iterator[None]:
+    """The token file's lock for as long as the command runs; exits with
+    EXIT_LOCKED, naming the holder, when another process has it. A lock that
+    cannot be made at all (a read-only directory) is logged, not fatal: the
+    tokens cannot be written there either, and the daemon runs on them."""
+    from intercom_fsm.adapters.token_lock import TokenFileLocked, TokenLock, TokenLockError
+
+    lock = TokenLock(config.token_file)
+    try:
+        lock.acquire()
+    except TokenFileLocked as error:
+        print(f"intercom-fsm: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_LOCKED) from None
+    except TokenLockError as error:
+        logging.getLogger(__name__).warning("running without the token file's lock: %s", error)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _run(args: argparse.Namespace, _rest: Sequence[str]) -> int:
     from intercom_fsm.daemon.app import run_daemon
 
     config = _load_config(args)
     secrets = _start_logging(config)
-    return asyncio.run(run_daemon(config, secrets))
+    with _token_file_held(config):
+        return asyncio.run(run_daemon(config, secrets))
 
 
 def _login(args: argparse.Namespace, _rest: Sequence[str]) -> int:
-    from intercom_fsm.daemon.app import login_only
+    from intercom_fsm.daemon.login import login_only
 
     config = _load_config(args)
     secrets = _start_logging(config)
-    return asyncio.run(login_only(config, secrets))
+    with _token_file_held(config):
+        return asyncio.run(login_only(config, secrets))
 
 
 def _logout(args: argparse.Namespace, _rest: Sequence[str]) -> int:
-    from intercom_fsm.adapters.token_store import TokenStore
+    from intercom_fsm.adapters.token_store import TokenStore, TokenStoreError
 
     config = _load_config(args)
-    removed = TokenStore(config.token_file).clear()
+    with _token_file_held(config):
+        try:
+            removed = TokenStore(config.token_file).clear()
+        except TokenStoreError as error:
+            print(f"intercom-fsm: {error}", file=sys.stderr)
+            return EXIT_FAILURE
     print(f"tokens {'removed from' if removed else 'were not stored in'} {config.token_file}")
     return EXIT_OK
 
@@ -191,11 +220,19 @@ def _status(args: argparse.Namespace, _rest: Sequence[str]) -> int:
         print("authorized:      no (run 'intercom-fsm login' or 'intercom-fsm run')")
         return EXIT_FAILURE
     remaining = loaded.tokens.expires_at - time.time()
-    expiry = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(loaded.tokens.expires_at))
+    expiry = _local_time(loaded.tokens.expires_at)
     state = f"in {remaining / 60:.0f} min" if remaining > 0 else "expired: refreshed on start"
     print(f"authorized:      yes (stream {fingerprint(loaded.tokens.device_code)})")
     print(f"access token:    expires {expiry} ({state})")
     return EXIT_OK
+
+
+def _local_time(seconds: float) -> str:
+    """A stored expiry as a local date; a number no calendar holds is said so."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(seconds))
+    except (OverflowError, ValueError, OSError):
+        return "at a time that is not a date"
 
 
 def _demo(args: argparse.Namespace, _rest: Sequence[str]) -> int:

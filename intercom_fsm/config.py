@@ -56,6 +56,16 @@ class VideoCodec(enum.Enum):
     H264 = "h264"
 
 
+class RtspTransport(enum.Enum):
+    TCP = "tcp"
+    UDP = "udp"
+
+
+class H264Encoder(enum.Enum):
+    AUTO = "auto"
+    SOFTWARE = "software"
+
+
 class LogFormat(enum.Enum):
     TEXT = "text"
     JSON = "json"
@@ -90,6 +100,10 @@ class VideoSettings:
     codec: VideoCodec
     bitrate: int | None
     shared_encoder: bool
+    rtsp_transport: RtspTransport
+    network_timeout_seconds: float
+    h264_passthrough: bool
+    h264_encoder: H264Encoder
 
 
 @attrs.frozen
@@ -189,6 +203,14 @@ ENVIRONMENT_VARIABLES: tuple[Setting, ...] = (
       "Target bits/s, 16000..50000000; unset: 0.1 bit/pixel/frame, shared encoder."),
     S("VIDEO_SHARED_ENCODER", "video.shared_encoder", Flag(), "1",
       "1: VP8 viewers share one encoder at a fixed bitrate; 0: one each, following REMB."),
+    S("VIDEO_RTSP_TRANSPORT", "video.rtsp_transport", Choice(RtspTransport), "tcp",
+      "How an rtsp:// camera sends: tcp (one port, no loss) or udp (lower latency on a LAN)."),
+    S("VIDEO_NETWORK_TIMEOUT_SECONDS", "video.network_timeout_seconds", Number(0.1, 60, True),
+      "2", "A network camera that takes longer to open or to send counts as failed, 0.1..60."),
+    S("VIDEO_H264_PASSTHROUGH", "video.h264_passthrough", Flag(), "1",
+      "1: an H.264 camera's own packets go to viewers that accept its profile; 0: re-encode."),
+    S("VIDEO_H264_ENCODER", "video.h264_encoder", Choice(H264Encoder), "auto",
+      "auto: a V4L2 hardware H.264 encoder when the board has one; software: libx264."),
     S("ICE_SERVERS", "webrtc.ice_servers", IceServers(), None,
       "STUN/TURN: JSON list of {urls, username, credential} or stun: URLs.", secret=True),
     S("MAX_VIEWERS", "webrtc.max_viewers", Integer(1, 32), "4",

@@ -4,8 +4,10 @@ Whatever arrives from outside (signaling frames relayed from viewers, their
 ICE candidates) can repeat a problem thousands of times a second. A
 :class:`LogLimiter` logs the first line of each kind, counts the repeats that
 follow within ``interval`` seconds, and adds the count to the next line of that
-kind it lets through (``"... (41 more like this in the last 10 s)"``). The
-kinds it remembers are bounded too: the oldest is forgotten first (its count
+kind it lets through (``"... (41 more like this in the last 10 s)"``). A repeat
+it holds back is still logged at DEBUG, where an operator who asked for every
+detail finds it (and a flood costs only what DEBUG costs anyway). The kinds it
+remembers are bounded too: the oldest is forgotten first (its count
 is logged, if any, so nothing is silently lost).
 
 Time is injected (monotonic seconds), so tests need no sleeping.
@@ -23,17 +25,19 @@ import attrs
 
 DEFAULT_INTERVAL = 10.0
 MAX_KINDS = 128
-KIND_WORDS = 5
+MAX_KIND_CHARS = 120
 
-_KIND_END = re.compile(r"[:'\"(\[0-9]")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def kind_of(message: str) -> str:
-    """A kind for a message that names none: its first words, up to the first
-    quote, colon, bracket or digit (which is where the variable part, such as
-    a session name or a count, usually starts)."""
-    head = _KIND_END.split(message, maxsplit=1)[0]
-    return " ".join(head.split()[:KIND_WORDS]) or "problem"
+    """A kind for a message that names none: the message with what varies
+    from one repeat to the next (quoted names such as a session or a message
+    type, numbers) left out, so a flood of the same problem is one kind and
+    two different problems are two."""
+    kind = _NUMBER.sub("#", _QUOTED.sub("'…'", message))
+    return " ".join(kind.split())[:MAX_KIND_CHARS] or "problem"
 
 
 @attrs.define
@@ -66,6 +70,8 @@ class LogLimiter:
         seen = self._kinds.get(kind)
         if seen is not None and now - seen.last_logged < self._interval:
             seen.suppressed += 1
+            if self._level > logging.DEBUG:
+                self._logger.debug(message, *args)
             return False
         if seen is not None and seen.suppressed:
             message += " (%d more like this in the last %.0f s)"

@@ -6,6 +6,8 @@
   closed exactly once.
 - :func:`happy_event`: what a working world would answer next, so that a test
   can walk from any state to Streaming.
+- :class:`MachineDriver`: a machine, its fake clocks and its ledger, fed one
+  event at a time, with questions about what the last step asked for.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import attrs
 from intercom_fsm import effects as fx
 from intercom_fsm import events as ev
 from intercom_fsm.effects import Effect, Timer, TimerKey
+from intercom_fsm.machine.context import MachineSettings
 from intercom_fsm.machine.guards import timer_key_of
 from intercom_fsm.machine.lifecycle import LifecycleMachine
 from intercom_fsm.machine.session import SessionState
@@ -162,3 +165,62 @@ def happy_event(machine: LifecycleMachine, ledger: ResourceLedger) -> ev.Event |
                 return ev.PeerConnected(viewer.session, viewer.peer)
         return ev.OfferReceived(HAPPY_VIEWER, "offer")
     return None
+
+
+class MachineDriver:
+    """A machine on fake clocks (wall ``clock`` and ``monotonic`` move apart
+    only when told), the ledger of what it opened, and the last step's effects.
+    ``jitter`` is every backoff draw (0.5 by default: half the ceiling)."""
+
+    def __init__(
+        self,
+        settings: MachineSettings | None = None,
+        *,
+        jitter: float = 0.5,
+        now: float = 1_700_000_000.0,
+    ) -> None:
+        self.clock = FakeClock(now)
+        self.monotonic = FakeClock(1_000.0)
+        self.machine = LifecycleMachine(
+            clock=self.clock, monotonic=self.monotonic, random=lambda: jitter, settings=settings
+        )
+        self.ledger = ResourceLedger()
+        self.effects: list[Effect] = []
+
+    def advance(self, seconds: float) -> None:
+        """Time passes on both clocks."""
+        self.clock.advance(seconds)
+        self.monotonic.advance(seconds)
+
+    def send(self, event: ev.Event) -> list[Effect]:
+        self.effects = self.machine.handle(event)
+        self.ledger.record(event, self.effects)
+        return self.effects
+
+    def walk_to(self, target: State) -> MachineDriver:
+        """Follow the happy path until the machine is in ``target``."""
+        for _ in range(15):
+            if self.machine.state is target:
+                return self
+            event = happy_event(self.machine, self.ledger)
+            if event is None:
+                break
+            self.send(event)
+        raise AssertionError(f"{target} not reached: {self.machine.state}")
+
+    def timer(self, timer: Timer) -> int:
+        """The generation of the pending timer (of the lifecycle, not a peer's)."""
+        return self.ledger.pending_timers[(timer, None)]
+
+    def kinds(self) -> list[type]:
+        return [type(effect) for effect in self.effects]
+
+    def delay_of(self, timer: Timer) -> float:
+        """The delay the last step set ``timer`` to."""
+        [delay] = [
+            e.delay for e in self.effects if isinstance(e, fx.ScheduleTimer) and e.timer is timer
+        ]
+        return delay
+
+    def problems(self) -> list[str]:
+        return [e.message for e in self.effects if isinstance(e, fx.ReportProblem)]

@@ -4,10 +4,10 @@ aioice leaves 127.0.0.1 out of its host candidates (a real device must offer
 its real interfaces); here, with no network but loopback, the tests' peers
 gather 127.0.0.1 alone. The peer adapter drops a viewer's loopback candidates
 (a real viewer is never on the device's loopback): the tests' viewers are, so
-:data:`LOOPBACK_PEERS` and the daemon started after
-:func:`restrict_ice_to_loopback` accept them. A process that a test starts
-inside a network namespace of its lab (``tests/netlab``) is told instead, in
-its environment, which of the namespace's addresses to use
+tests give their peer adapters :data:`LOOPBACK_PEERS`, and a daemon they start
+calls :func:`accept_loopback_viewers_in_the_daemon` first. A process that a
+test starts inside a network namespace of its lab (``tests/netlab``) is told
+instead, in its environment, which of the namespace's addresses to use
 (:data:`TEST_ICE_ADDRESSES`). Never used by the daemon itself.
 """
 
@@ -45,10 +45,12 @@ def restrict_ice_to_loopback() -> None:
         return list(addresses) if use_ipv4 else []
 
     aioice.ice.get_host_addresses = host_addresses
-    _accept_loopback_viewers_in_the_daemon()
 
 
-def _accept_loopback_viewers_in_the_daemon() -> None:
+def accept_loopback_viewers_in_the_daemon() -> None:
+    """The daemon started in this process takes its viewers' loopback
+    candidates (it builds its peer settings from the configuration, which has
+    no such setting: a device never needs it)."""
     from intercom_fsm.daemon import app
 
     wired = app.peer_settings

@@ -7,23 +7,14 @@ does not parse becomes :class:`AuthTransientError`, whose reason names the
 operation and the problem and is scrubbed of the client secret, the device
 code and the refresh token.
 
-What counts as what on a refresh (protocol.md 1.3):
-
-* ``200`` → :class:`TokensRefreshed`; when the answer has no new refresh token
-  the one that was sent is kept in the grant.
-* ``400 invalid_grant`` → :class:`RefreshRejected`: the grant is gone, only a
-  new device flow helps.
-* Any other OAuth error (``invalid_client``, ``unauthorized_client``,
-  ``invalid_request``, ``invalid_scope``, ...) → :class:`AuthTransientError`.
-  Those say the *client* or the request is wrong (a rotated client secret, a
-  misconfigured backend), not that this grant was revoked; throwing the refresh
-  token away would not fix them and would lose a grant that may still be valid
-  once the operator fixes the configuration. The stored tokens are kept and the
-  refresh is retried after backoff, with a reason that names the error.
-
-On a poll, only the four answers protocol.md 1.2 names change the flow; any
-other refusal is reported and retried after backoff, and the flow still ends
-when ``expires_in`` has passed locally.
+What counts as what (the table is in :mod:`.auth_responses`): 5xx, 429, a
+network error or a timeout are :class:`AuthTransientError` (a timeout says so:
+``timed_out``, so the machine slows its polling down, RFC 8628 section 3.5);
+``invalid_client`` and ``unauthorized_client`` are :class:`ClientRejected`, a
+configuration error that throwing the grant away would not fix; on a refresh
+only ``invalid_grant`` is :class:`RefreshRejected` (the grant is gone); on a
+poll every answer but ``authorization_pending`` and ``slow_down`` ends the
+flow.
 
 Redirects are not followed: a redirect could carry the client secret or a
 refresh token to another host, or downgrade https to http. TLS certificates are
@@ -52,7 +43,14 @@ from intercom_fsm.adapters.auth_responses import (
     operation_label,
     parse_answer,
 )
-from intercom_fsm.events import AccessDenied, AuthOperation, AuthTransientError, RefreshRejected
+from intercom_fsm.events import (
+    AccessDenied,
+    AuthOperation,
+    AuthTransientError,
+    ClientRejected,
+    DeviceFlowFailed,
+    RefreshRejected,
+)
 from intercom_fsm.redact import one_line, redact
 from intercom_fsm.transport_policy import insecure_transport_problem
 
@@ -176,7 +174,7 @@ class AuthClient:
         except TimeoutError:
             endpoint, limit = endpoint_label(operation), self._settings.timeout
             reason = f"no answer from the {endpoint} within {limit:g} s"
-            return self._transient(operation, reason, all_secrets)
+            return attrs.evolve(self._transient(operation, reason, all_secrets), timed_out=True)
         except aiohttp.ClientSSLError as error:
             described = one_line(error, all_secrets)
             reason = f"TLS failure talking to the {endpoint_label(operation)}: {described}"
@@ -197,7 +195,10 @@ class AuthClient:
         # replaced them before cutting the text; this is the net behind it.
         if isinstance(result, AuthTransientError):
             return attrs.evolve(result, reason=redact(result.reason, all_secrets))
-        if isinstance(result, AccessDenied | RefreshRejected) and result.description:
+        if (
+            isinstance(result, AccessDenied | RefreshRejected | DeviceFlowFailed | ClientRejected)
+            and result.description
+        ):
             return attrs.evolve(result, description=redact(result.description, all_secrets))
         return result
 

@@ -1,12 +1,25 @@
 """Parsing of the OAuth endpoints' answers (protocol.md 1.1-1.3) into events.
 
-Everything here is pure: :func:`parse_answer` takes what the HTTP layer saw
-(status, content type, body bytes, ``Retry-After``) and returns one of the
-machine's typed auth events. It never raises, whatever the bytes are, so it can
-be fuzzed without a server, and an unexpected answer (an HTML error page, a
-missing field, a number where a string belongs) becomes an
-:class:`AuthTransientError` whose reason says what was wrong without quoting
-any value from the body.
+:func:`parse_answer` takes what the HTTP layer saw (status, content type, body
+bytes, ``Retry-After``) and returns one of the machine's typed auth events. It
+never raises, whatever the bytes are, so it can be fuzzed without a server.
+Reasons say what was wrong without quoting any value from the body.
+
+What counts as what:
+
+* 5xx, 429 and an unusable answer (an HTML error page, a missing field, a
+  number where a string belongs) are :class:`AuthTransientError`: try again
+  after a backoff. So is an OAuth error the table below does not name.
+* ``invalid_client`` / ``unauthorized_client`` from any endpoint are
+  :class:`ClientRejected`: the client's own configuration is wrong, and no
+  retry soon will fix it (a refresh keeps its grant).
+* On a poll (RFC 8628 section 3.5), only ``authorization_pending`` and
+  ``slow_down`` let the flow go on, ``access_denied`` and ``expired_token``
+  end it as such; any other answer ends it too, as :class:`DeviceFlowFailed`:
+  another OAuth error (``invalid_grant``, ``invalid_request``, ...), a 4xx
+  without an OAuth body, a 200 that is not a usable grant (no
+  ``refresh_token`` or ``expires_in``).
+* On a refresh, ``invalid_grant`` is :class:`RefreshRejected`.
 
 The body shapes are attrs classes structured by the project's strict cattrs
 converter (:mod:`intercom_fsm.strict_json`), so a number is never silently
@@ -23,25 +36,29 @@ from typing import Any
 
 import attrs
 
+from intercom_fsm.adapters.auth_bodies import (
+    OAuthErrorBody,
+    UnusableBody,
+    device_code_issued,
+    token_grant,
+)
 from intercom_fsm.events import (
     AccessDenied,
     AuthOperation,
     AuthorizationPending,
     AuthTransientError,
+    ClientRejected,
     DeviceCodeExpired,
     DeviceCodeIssued,
+    DeviceFlowFailed,
     RefreshRejected,
     SlowDown,
-    TokenGrant,
     TokensGranted,
     TokensRefreshed,
 )
 from intercom_fsm.redact import one_line_text
 from intercom_fsm.strict_json import (
     STRICT_CONVERTER,
-    Seconds,
-    Text,
-    VisibleText,
     describe_structure_error,
     is_visible_ascii,
     json_type_name,
@@ -53,56 +70,23 @@ PollResult = (
     | SlowDown
     | AccessDenied
     | DeviceCodeExpired
+    | DeviceFlowFailed
+    | ClientRejected
     | AuthTransientError
 )
-RefreshResult = TokensRefreshed | RefreshRejected | AuthTransientError
-DeviceAuthorizationResult = DeviceCodeIssued | AuthTransientError
+RefreshResult = TokensRefreshed | RefreshRejected | ClientRejected | AuthTransientError
+DeviceAuthorizationResult = DeviceCodeIssued | ClientRejected | AuthTransientError
 AuthResult = DeviceAuthorizationResult | PollResult | RefreshResult
 
-DEFAULT_POLL_INTERVAL = 5.0
-"""RFC 8628 section 3.2: ``interval`` defaults to 5 seconds."""
+CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
+UNUSABLE_GRANT = "invalid_token_answer"
+"""DeviceFlowFailed's error for a 200 poll answer that is not a usable grant."""
 
 MAX_RETRY_AFTER = 3600.0
 """A longer ``Retry-After`` is capped: the device must not go silent for days
 because of one odd header."""
 
 MAX_DESCRIPTION_CHARS = 200
-
-# --- Body shapes -----------------------------------------------------------------
-
-
-@attrs.frozen
-class DeviceAuthorizationBody:
-    """RFC 8628 section 3.2."""
-
-    device_code: VisibleText = attrs.field(repr=False)
-    user_code: VisibleText
-    verification_uri: VisibleText
-    expires_in: Seconds
-    verification_uri_complete: VisibleText | None = None
-    interval: Seconds = attrs.field(default=Seconds(DEFAULT_POLL_INTERVAL))
-
-
-@attrs.frozen
-class TokenBody:
-    """RFC 6749 section 5.1. ``refresh_token`` is optional on a refresh answer
-    (the server may keep the old one); the caller decides whether it must be
-    there."""
-
-    access_token: VisibleText = attrs.field(repr=False)
-    token_type: Text
-    expires_in: Seconds
-    refresh_token: VisibleText | None = attrs.field(default=None, repr=False)
-    scope: Text | None = None
-
-
-@attrs.frozen
-class OAuthErrorBody:
-    """RFC 6749 section 5.2."""
-
-    error: Text
-    error_description: Text | None = None
-
 
 # --- The HTTP answer and its parsing -------------------------------------------------
 
@@ -193,9 +177,15 @@ def _parse(
     status = answer.status
     if status == 200:
         document = _json_object(answer, endpoint)
-        if operation is AuthOperation.DEVICE_AUTHORIZATION:
-            return _device_code_issued(document)
-        grant = _token_grant(document, operation, sent_refresh_token)
+        try:
+            if operation is AuthOperation.DEVICE_AUTHORIZATION:
+                return device_code_issued(document)
+            grant = token_grant(document, operation, sent_refresh_token)
+        except UnusableBody as unusable:
+            if operation is AuthOperation.POLL:
+                # RFC 8628 section 3.5: polling the same code again cannot help.
+                return DeviceFlowFailed(UNUSABLE_GRANT, f"{endpoint} answered 200: {unusable}")
+            raise _Refusal(f"response: {unusable}") from None
         if operation is AuthOperation.POLL:
             return TokensGranted(grant=grant)
         return TokensRefreshed(grant=grant)
@@ -247,45 +237,6 @@ def _json_object(answer: HttpAnswer, endpoint: str) -> dict[str, Any]:
     return document
 
 
-def _device_code_issued(document: dict[str, Any]) -> DeviceCodeIssued:
-    try:
-        body = STRICT_CONVERTER.structure(document, DeviceAuthorizationBody)
-    except Exception as error:
-        raise _Refusal(f"response: {describe_structure_error(error)}") from None
-    if not body.verification_uri.lower().startswith(("https://", "http://")):
-        raise _Refusal("response: field 'verification_uri' is not an http(s) URL")
-    return DeviceCodeIssued(
-        device_code=body.device_code,
-        user_code=body.user_code,
-        verification_uri=body.verification_uri,
-        expires_in=body.expires_in,
-        interval=body.interval,
-        verification_uri_complete=body.verification_uri_complete,
-    )
-
-
-def _token_grant(
-    document: dict[str, Any], operation: AuthOperation, sent_refresh_token: str | None
-) -> TokenGrant:
-    try:
-        body = STRICT_CONVERTER.structure(document, TokenBody)
-    except Exception as error:
-        raise _Refusal(f"response: {describe_structure_error(error)}") from None
-    if body.token_type.lower() != "bearer":
-        raise _Refusal("response: field 'token_type' is not 'Bearer'")
-    refresh_token: str | None = body.refresh_token
-    if refresh_token is None and operation is AuthOperation.REFRESH:
-        refresh_token = sent_refresh_token
-    if refresh_token is None:
-        raise _Refusal("response: missing field 'refresh_token'")
-    return TokenGrant(
-        access_token=body.access_token,
-        refresh_token=refresh_token,
-        expires_in=body.expires_in,
-        scope=body.scope,
-    )
-
-
 _POLL_ERRORS: dict[str, Callable[[str | None], PollResult]] = {
     "authorization_pending": lambda _description: AuthorizationPending(),
     "slow_down": lambda _description: SlowDown(),
@@ -297,28 +248,36 @@ _POLL_ERRORS: dict[str, Callable[[str | None], PollResult]] = {
 def _oauth_error(
     operation: AuthOperation, answer: HttpAnswer, endpoint: str, secrets: tuple[str | None, ...]
 ) -> AuthResult:
-    """A 4xx answer. Only the answers protocol.md names change the flow; any
-    other refusal is reported and retried after backoff (see :mod:`.auth`)."""
+    """A 4xx answer, by the table in the module's docstring."""
+    is_poll = operation is AuthOperation.POLL
     try:
         document = _json_object(answer, endpoint)
         error_body = STRICT_CONVERTER.structure(document, OAuthErrorBody)
     except _Refusal as refusal:
-        raise _Refusal(f"{refusal.reason} (no OAuth error)") from None
+        reason = f"{refusal.reason} (no OAuth error)"
+        if is_poll:
+            return DeviceFlowFailed(f"http_{answer.status}", reason)
+        raise _Refusal(reason) from None
     except Exception as error:
-        where = f"{endpoint} answered {answer.status} with an unusable OAuth error"
-        raise _Refusal(f"{where}: {describe_structure_error(error)}") from None
+        reason = f"{endpoint} answered {answer.status} with an unusable OAuth error"
+        reason += f": {describe_structure_error(error)}"
+        if is_poll:
+            return DeviceFlowFailed(f"http_{answer.status}", reason)
+        raise _Refusal(reason) from None
     code = error_body.error
     description = clean_description(error_body.error_description, secrets)
-    if operation is AuthOperation.POLL and code in _POLL_ERRORS:
+    shown_code = clean_description(code, secrets) or "(empty)"
+    if code in CLIENT_ERRORS:
+        return ClientRejected(operation=operation, error=code, description=description)
+    if is_poll and code in _POLL_ERRORS:
         return _POLL_ERRORS[code](description)
+    if is_poll:
+        return DeviceFlowFailed(shown_code, description)
     if operation is AuthOperation.REFRESH and code == "invalid_grant":
         return RefreshRejected(error=code, description=description)
-    shown_code = clean_description(code, secrets) or "(empty)"
     reason = f"{endpoint} answered {answer.status} {shown_code}"
     if description:
         reason += f" ({description})"
-    if code in ("invalid_client", "unauthorized_client"):
-        reason += "; check OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET"
     if operation is AuthOperation.REFRESH:
         reason += "; the stored tokens are kept"
     raise _Refusal(reason)

@@ -42,6 +42,11 @@ from intercom_fsm.adapters.peer_candidates import (
     candidate_host,
     filter_offer,
 )
+from intercom_fsm.adapters.peer_codecs import (
+    describe_source,
+    negotiated_profile_level_id,
+    plan_video,
+)
 from intercom_fsm.adapters.rtcp_feedback import FeedbackListener, observe_receiver_feedback
 from intercom_fsm.events import (
     AnswerReady,
@@ -59,11 +64,6 @@ from intercom_fsm.redact import one_line
 
 logger = logging.getLogger(__name__)
 
-CODEC_MIME = {"vp8": "video/VP8", "h264": "video/H264"}
-CHEAPEST_FIRST = ("vp8", "h264")
-"""VP8 costs about half of H.264's CPU per frame in aiortc (field notes), so
-``auto`` prefers it whenever the viewer offers it."""
-
 
 class UnusableOffer(ValueError):
     """An offer aiortc accepted but this device cannot answer; the text says why."""
@@ -78,7 +78,7 @@ class SharedEncodingTrack(Protocol):
     """A track that can take already encoded packets from an encoder shared
     by viewers of the same codec (the camera adapter's tracks can)."""
 
-    def share_encoder(self, mime_type: str) -> bool: ...
+    def share_encoder(self, mime_type: str, profile_level_id: str | None = None) -> bool: ...
 
     def request_keyframe(self) -> None: ...
 
@@ -97,7 +97,7 @@ class PeerSettings:
     ice_servers: tuple[IceServer, ...] = ()
     codec: str = "auto"
     """``auto``, ``vp8`` or ``h264``: the codec put first in the answer when the
-    offer has it."""
+    offer has it (see :mod:`.peer_codecs`)."""
     max_remote_candidates: int = 50
     """Per viewer, in the offer and trickled together."""
     max_mdns_candidates: int = 4
@@ -230,7 +230,8 @@ class PeerConnections:
 
     async def _answer(self, entry: _Peer, offer_sdp: str) -> None:
         connection = entry.connection
-        await connection.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        plan = plan_video(offer_sdp, self._settings.codec, await describe_source(self._source))
+        await connection.setRemoteDescription(RTCSessionDescription(plan.offer, "offer"))
         video = [t for t in connection.getTransceivers() if t.kind == "video"]
         if not video:
             raise UnusableOffer("the offer has no video section")
@@ -238,9 +239,8 @@ class PeerConnections:
             return
         entry.track = self._source.track_for_viewer()
         sender = connection.addTrack(entry.track)
-        video[0].setCodecPreferences(self._codec_order())
         answer = await connection.createAnswer()
-        await connection.setLocalDescription(answer)
+        await connection.setLocalDescription(plan.answer(answer))
         entry.answered.set()
         if entry.closing:
             return
@@ -252,7 +252,7 @@ class PeerConnections:
         if (
             isinstance(track, SharedEncodingTrack)
             and codec is not None
-            and track.share_encoder(codec)
+            and track.share_encoder(codec, negotiated_profile_level_id(local.sdp))
         ):
             _forward_keyframe_requests(sender, track)
             if isinstance(track, FeedbackListener):
@@ -298,17 +298,6 @@ class PeerConnections:
                 for s in self._settings.ice_servers
             ]
         )
-
-    def _codec_order(self) -> list[Any]:
-        codecs = RTCRtpSender.getCapabilities("video").codecs
-        preferred = (
-            CHEAPEST_FIRST
-            if self._settings.codec == "auto"
-            else (self._settings.codec, *[c for c in CHEAPEST_FIRST if c != self._settings.codec])
-        )
-        rank = {CODEC_MIME[name].lower(): index for index, name in enumerate(preferred)}
-        # Retransmission codecs follow the codec they protect in the list.
-        return sorted(codecs, key=lambda codec: rank.get(codec.mimeType.lower(), len(rank)))
 
 
 def negotiated_video_codec(sdp: str) -> str | None:

@@ -17,11 +17,17 @@ After :meth:`~SignalingClient.close` (or a new ``open``) the old connection
 emits nothing more, not even a terminal event: the machine asked for the end
 and does not expect to hear of it again.
 
+Sending never waits for the network: messages go into the connection's
+bounded outbox (:mod:`.signaling_outbox`) and a writer task sends them; a
+backend that stops reading ends the connection as failed instead of holding up
+the machine.
+
 The device code is part of the URL and the access token part of a header:
 neither is ever logged, and every error text that leaves this module is
-scrubbed of both. TLS certificates are verified (aiohttp's default). aiohttp
-follows redirects on the handshake and drops the Authorization header when one
-leads to another origin.
+scrubbed of both. TLS certificates are verified (aiohttp's default). Redirects
+on the handshake are refused, not followed: only the configured base URL, which
+the transport policy checked, may become the device's signaling peer (aiohttp
+follows them by default, to any origin, even plain ws).
 """
 
 from __future__ import annotations
@@ -30,36 +36,42 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 import attrs
 
+from intercom_fsm.adapters.signaling_ends import (
+    ABNORMAL_CLOSURE,
+    RedirectRefused,
+    SocketEnd,
+    closed_by_server,
+    failed,
+    refused_handshake,
+    refused_redirect,
+    summary,
+)
 from intercom_fsm.adapters.signaling_messages import (
     encode_answer,
     encode_ice,
     parse_frame,
 )
+from intercom_fsm.adapters.signaling_outbox import Outbox
 from intercom_fsm.events import (
     Event,
     IceCandidate,
     SessionId,
     SocketClosed,
     SocketOpened,
-    SocketRejected,
 )
-from intercom_fsm.redact import REDACTED, one_line, one_line_text, redact
+from intercom_fsm.redact import REDACTED, one_line, redact
 from intercom_fsm.strict_json import is_visible_ascii
 from intercom_fsm.transport_policy import insecure_transport_problem
 
 logger = logging.getLogger(__name__)
 
 STREAM_PATH: Final = "/ws/live_stream/{device_code}/"
-REJECTED_HANDSHAKE_STATUSES: Final = frozenset({401, 403})
-REJECTED_CLOSE_CODES: Final = frozenset({4401, 4403})
-ABNORMAL_CLOSURE: Final = 1006
-MESSAGE_TOO_BIG: Final = 1009
 NORMAL_CLOSURE: Final = 1000
 
 CLOSE_HANDSHAKE_TIMEOUT: Final = 2.0
@@ -83,7 +95,12 @@ class SignalingSettings:
     connection, so a dead one is noticed within about 1.5 heartbeats (aiohttp
     rounds timers of 5 s or more up to the next whole second)."""
     connect_timeout: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
-    """Bounds the TCP/TLS connection and the handshake, and each send."""
+    """Bounds the TCP/TLS connection and the handshake."""
+    send_timeout: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    """One message taking longer to send means the server stopped reading."""
+    max_pending_messages: int = attrs.field(default=64, validator=attrs.validators.gt(0))
+    max_pending_bytes: int = attrs.field(default=1024 * 1024, validator=attrs.validators.gt(0))
+    """Bounds of what may wait to be sent before the connection counts as failed."""
     max_message_bytes: int = attrs.field(default=256 * 1024, validator=attrs.validators.gt(0))
     max_sdp_bytes: int = attrs.field(default=64 * 1024, validator=attrs.validators.gt(0))
     allow_insecure_transport: bool = False
@@ -100,7 +117,11 @@ class _Connection:
     """False once the connection may no longer emit: it ended, or the owner
     closed or replaced it."""
     task: asyncio.Task[None] | None = None
+    http: aiohttp.ClientSession | None = None
     socket: aiohttp.ClientWebSocketResponse | None = None
+    outbox: Outbox | None = None
+    stalled: bool = False
+    """The server stopped reading: drop the connection, no close handshake."""
     close_reason: str = "closing"
 
     @property
@@ -154,10 +175,10 @@ class SignalingClient:
             await _finish(connection)
 
     async def send_answer(self, session: SessionId, sdp: str) -> None:
-        await self._send(encode_answer(session, sdp), "answer")
+        self._send(encode_answer(session, sdp), "answer")
 
     async def send_ice(self, session: SessionId, candidate: IceCandidate | None) -> None:
-        await self._send(encode_ice(session, candidate), "ice")
+        self._send(encode_ice(session, candidate), "ice")
 
     # --- internals ------------------------------------------------------------------
 
@@ -168,21 +189,15 @@ class SignalingClient:
             connection.live = False
             connection.close_reason = reason
 
-    async def _send(self, text: str, kind: str) -> None:
+    def _send(self, text: str, kind: str) -> None:
         connection = self._current
+        outbox = connection.outbox if connection else None
         socket = connection.socket if connection else None
-        if connection is None or socket is None or socket.closed:
+        if outbox is None or socket is None or socket.closed:
             logger.debug("signaling: not connected, %s message dropped", kind)
-            return
-        try:
-            async with asyncio.timeout(self._settings.connect_timeout):
-                await socket.send_str(text)
-        except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError) as error:
-            # The connection is going away; its reader reports the end.
-            logger.debug(
-                "signaling: %s message dropped: %s", kind, one_line(error, connection.secrets)
-            )
-            return
+        elif not outbox.put(text):
+            # The writer ends the connection and says why.
+            logger.debug("signaling: outbox full, %s message dropped", kind)
 
     def _emit(self, connection: _Connection, event: Event, *, terminal: bool = False) -> None:
         if not connection.live:
@@ -198,7 +213,7 @@ class SignalingClient:
         for replaced in older:
             await _finish(replaced)
         try:
-            end = await self._connect_and_read(connection)
+            end = await self._connect_and_serve(connection)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the adapter's promise: a failure is an event
@@ -209,10 +224,10 @@ class SignalingClient:
         if isinstance(end, SocketClosed):
             end = attrs.evolve(end, reason=redact(end.reason, connection.secrets))
         if connection.live:
-            logger.warning("signaling: socket ended: %s", _summary(end))
+            logger.warning("signaling: socket ended: %s", summary(end))
         self._emit(connection, end, terminal=True)
 
-    async def _connect_and_read(self, connection: _Connection) -> SocketRejected | SocketClosed:
+    async def _connect_and_serve(self, connection: _Connection) -> SocketEnd:
         refusal = self._refusal(connection)
         if refusal is not None:
             return SocketClosed(reason=refusal)
@@ -223,9 +238,10 @@ class SignalingClient:
             "signaling: connecting to %s",
             settings.ws_base_url + STREAM_PATH.format(device_code=REDACTED),
         )
+        connection.http = _handshake_session(self._session)
         try:
             async with asyncio.timeout(settings.connect_timeout):
-                connection.socket = await self._session.ws_connect(
+                connection.socket = await connection.http.ws_connect(
                     url,
                     headers={"Authorization": f"Bearer {connection.access_token}"},
                     heartbeat=settings.heartbeat,
@@ -233,13 +249,10 @@ class SignalingClient:
                     autoclose=True,
                     autoping=True,
                 )
+        except RedirectRefused as refused:
+            return refused_redirect(refused.status)
         except aiohttp.WSServerHandshakeError as error:
-            # The error's text holds the URL, and so the device code: use the status only.
-            if error.status in REJECTED_HANDSHAKE_STATUSES:
-                return SocketRejected(error.status)
-            if error.status == 101:
-                return SocketClosed(reason="the server's WebSocket handshake was invalid")
-            return SocketClosed(reason=f"handshake refused with HTTP {error.status}")
+            return refused_handshake(error)
         except TimeoutError:
             limit = settings.connect_timeout
             return SocketClosed(reason=f"no WebSocket connection within {limit:g} s")
@@ -248,8 +261,34 @@ class SignalingClient:
         except (aiohttp.ClientError, OSError, ValueError) as error:
             return SocketClosed(reason=f"cannot connect: {one_line(error, connection.secrets)}")
         logger.info("signaling: socket open")
+        connection.outbox = Outbox(
+            connection.socket,
+            max_messages=settings.max_pending_messages,
+            max_bytes=settings.max_pending_bytes,
+            send_timeout=settings.send_timeout,
+            secrets=connection.secrets,
+        )
         self._emit(connection, SocketOpened())
-        return await self._read(connection, connection.socket)
+        return await self._serve(connection, connection.socket, connection.outbox)
+
+    async def _serve(
+        self, connection: _Connection, socket: aiohttp.ClientWebSocketResponse, outbox: Outbox
+    ) -> SocketEnd:
+        """Read and write until either side ends the connection."""
+        name = f"signaling-{connection.serial}"
+        loop = asyncio.get_running_loop()
+        reader = loop.create_task(self._read(connection, socket), name=f"{name}-read")
+        writer = loop.create_task(outbox.drain(), name=f"{name}-write")
+        try:
+            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, writer):
+                task.cancel()
+            await asyncio.wait({reader, writer})
+        if not reader.cancelled():
+            return reader.result()
+        connection.stalled = True
+        return writer.result()
 
     def _refusal(self, connection: _Connection) -> str | None:
         """Why this open() must not even try to connect, or None."""
@@ -264,66 +303,67 @@ class SignalingClient:
             return "not connecting: no device code"
         if not connection.access_token or not is_visible_ascii(connection.access_token):
             return "not connecting: the access token is empty or not printable ASCII"
+        if self._session.closed:
+            return "not connecting: the HTTP session is closed"
         return None
 
     async def _read(
         self, connection: _Connection, socket: aiohttp.ClientWebSocketResponse
-    ) -> SocketRejected | SocketClosed:
+    ) -> SocketEnd:
+        settings = self._settings
         while True:
             message = await socket.receive()
             if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 data: str | bytes = message.data
-                event = parse_frame(data, max_sdp_bytes=self._settings.max_sdp_bytes)
-                self._emit(connection, event)
+                self._emit(connection, parse_frame(data, max_sdp_bytes=settings.max_sdp_bytes))
                 continue
             if message.type is aiohttp.WSMsgType.CLOSE:
-                return self._closed_by_server(message.data, message.extra, connection)
+                return closed_by_server(message.data, message.extra, connection.secrets)
             if message.type is aiohttp.WSMsgType.ERROR:
-                return self._failed(message.data, connection)
+                return failed(
+                    message.data,
+                    heartbeat=settings.heartbeat,
+                    max_message_bytes=settings.max_message_bytes,
+                    secrets=connection.secrets,
+                )
             # CLOSED or CLOSING without a close frame from the server: the
             # TCP connection went away (RFC 6455 7.1.5 calls that 1006).
             return SocketClosed(ABNORMAL_CLOSURE, "connection lost without a close frame")
 
-    def _closed_by_server(
-        self, code: int | None, extra: object, connection: _Connection
-    ) -> SocketRejected | SocketClosed:
-        if code in REJECTED_CLOSE_CODES:
-            assert code is not None
-            return SocketRejected(code)
-        said = one_line_text(extra, connection.secrets) if isinstance(extra, str) else ""
-        reason = f"closed by the server with code {code}"
-        if said:
-            reason += f" ({said})"
-        return SocketClosed(code, reason)
-
-    def _failed(self, error: object, connection: _Connection) -> SocketClosed:
-        if isinstance(error, aiohttp.ServerTimeoutError):
-            return SocketClosed(
-                ABNORMAL_CLOSURE,
-                f"no pong within {self._settings.heartbeat / 2:g} s of a ping: connection dead",
-            )
-        if isinstance(error, aiohttp.WebSocketError) and error.code == MESSAGE_TOO_BIG:
-            limit = self._settings.max_message_bytes
-            return SocketClosed(
-                MESSAGE_TOO_BIG, f"a frame larger than the {limit} bytes limit arrived"
-            )
-        if isinstance(error, aiohttp.WebSocketError):
-            described = one_line(error, connection.secrets)
-            return SocketClosed(error.code, f"WebSocket protocol error: {described}")
-        described = one_line(error, connection.secrets) if isinstance(error, BaseException) else ""
-        return SocketClosed(ABNORMAL_CLOSURE, f"connection failed: {described or 'unknown error'}")
-
     async def _close_socket(self, connection: _Connection) -> None:
-        socket = connection.socket
-        if socket is None or socket.closed:
-            return
-        reason = connection.close_reason.encode("utf-8")[:MAX_CLOSE_REASON_BYTES]
-        reason = reason.decode("utf-8", "ignore").encode("utf-8")
-        # The server may have stopped answering: a close frame it never
-        # acknowledges must not hold up close() for long.
-        with contextlib.suppress(TimeoutError, aiohttp.ClientError, OSError):
-            async with asyncio.timeout(CLOSE_HANDSHAKE_TIMEOUT):
-                await socket.close(code=NORMAL_CLOSURE, message=reason)
+        socket, http = connection.socket, connection.http
+        if socket is not None and not socket.closed:
+            reason = connection.close_reason.encode("utf-8")[:MAX_CLOSE_REASON_BYTES]
+            reason = reason.decode("utf-8", "ignore").encode("utf-8")
+            # The server may have stopped answering: a close frame it never
+            # acknowledges must not hold up close() for long; one that stopped
+            # reading gets none (aiohttp drops the connection when its close
+            # is cut short).
+            limit = 0.0 if connection.stalled else CLOSE_HANDSHAKE_TIMEOUT
+            with contextlib.suppress(TimeoutError, aiohttp.ClientError, OSError):
+                async with asyncio.timeout(limit):
+                    await socket.close(code=NORMAL_CLOSURE, message=reason)
+        if http is not None:
+            await http.close()  # not the shared connector: only this wrapper
+
+
+def _handshake_session(shared: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """A session on ``shared``'s connection pool whose requests refuse every
+    redirect (``ws_connect`` has no ``allow_redirects``)."""
+    trace = aiohttp.TraceConfig()
+    trace.on_request_redirect.append(_refuse_redirect)
+    return aiohttp.ClientSession(
+        connector=shared.connector,
+        connector_owner=False,
+        timeout=shared.timeout,
+        trace_configs=[trace],
+    )
+
+
+async def _refuse_redirect(
+    _session: aiohttp.ClientSession, _context: Any, params: aiohttp.TraceRequestRedirectParams
+) -> None:
+    raise RedirectRefused(params.response.status)
 
 
 async def _finish(connection: _Connection) -> None:
@@ -335,11 +375,3 @@ async def _finish(connection: _Connection) -> None:
     # asyncio.wait neither raises the task's CancelledError nor cancels the
     # task when the caller is cancelled: a cancelled close() still propagates.
     await asyncio.wait([task])
-
-
-def _summary(end: SocketRejected | SocketClosed) -> str:
-    if isinstance(end, SocketRejected):
-        return f"access token refused ({end.status})"
-    if end.code is None or str(end.code) in end.reason:
-        return end.reason
-    return f"{end.reason} (code {end.code})"

@@ -7,13 +7,20 @@ replaced atomically (temp file in the same directory, fsync, rename, fsync of
 the directory), so a crash or SIGKILL at any moment leaves either the old file
 or the new one, never a mix. A write that fails (disk full, read-only
 directory) raises :class:`TokenStoreError` and leaves the old file untouched.
-A directory that already exists keeps its permissions (it may be shared, such
-as /tmp); the file itself is always 0600.
 
-Reading never raises: a missing file is simply "no tokens", and a corrupt or
-unreadable one is reported in :attr:`TokenLoad.problem` and left where it is
-so the operator can look at it (the device then starts a new flow; the next
-successful save replaces it).
+Who may have written it matters as much (ssh's StrictModes, in
+:mod:`intercom_fsm.file_safety`): a file this user does not own is not used,
+nor one in a directory another user owns or others can write to (such a
+directory of ours is tightened, said in the log), nor one behind a symbolic
+link; a parent directory that is a link is followed only when the link is
+this user's or root's. The same directory rules hold before a save. The file
+itself is always 0600 (looser permissions are tightened, and said). An expiry
+that is not a date a computer can print (beyond the year 9999) is refused.
+
+Reading never raises: a missing file is simply "no tokens", and a corrupt,
+unreadable or untrusted one is reported in :attr:`TokenLoad.problem` (and its
+tokens are *not* used) and left where it is so the operator can look at it
+(the device then starts a new flow; the next successful save replaces it).
 
 The I/O here is blocking; the runtime calls it in an executor.
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import stat
 import tempfile
@@ -33,6 +41,7 @@ from typing import Any, Literal
 import attrs
 
 from intercom_fsm.events import StoredTokens
+from intercom_fsm.file_safety import check_directory, owner_problem
 from intercom_fsm.strict_json import (
     STRICT_CONVERTER,
     Seconds,
@@ -40,10 +49,15 @@ from intercom_fsm.strict_json import (
     describe_structure_error,
 )
 
+logger = logging.getLogger(__name__)
+
 FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 64 * 1024
+
+MAX_EXPIRES_AT = 253_402_300_799.0
+"""The last second of the year 9999: later is not a date (``status`` prints it)."""
 
 STALE_TEMP_SECONDS = 60.0
 """Temp files older than this are leftovers of a killed writer and are removed
@@ -71,9 +85,9 @@ class TokenLoad:
     """The outcome of :meth:`TokenStore.load`.
 
     ``problem`` is what the operator should be told: why ``tokens`` is None
-    although a file was there, or (with tokens) that loose permissions could
-    not be tightened. ``tightened`` says the file's permissions were looser
-    than 0600 and were set to 0600.
+    although a file was there (a problem always means the tokens are not
+    used). ``tightened`` says the file's permissions were looser than 0600 and
+    were set to 0600.
     """
 
     tokens: StoredTokens | None
@@ -105,10 +119,9 @@ class TokenStore:
             "device_code": tokens.device_code,
             "version": FORMAT_VERSION,
         }
-        try:
-            data = json.dumps(document, indent=2, allow_nan=False).encode() + b"\n"
-        except ValueError:
-            raise TokenStoreError("tokens not stored: expires_at is not a finite number") from None
+        if not 0 <= tokens.expires_at <= MAX_EXPIRES_AT:  # NaN fails this too
+            raise TokenStoreError("tokens not stored: expires_at is not a finite number or a date")
+        data = json.dumps(document, indent=2, allow_nan=False).encode() + b"\n"
         self._ensure_directory()
         directory = self._path.parent
         try:
@@ -150,6 +163,9 @@ class TokenStore:
         return f".{self._path.name}."
 
     def _load(self) -> TokenLoad:
+        directory = self._trusted_directory()
+        if directory is not None:
+            return TokenLoad(None, problem=self._problem(f"not used: {directory}"))
         self._remove_stale_temp_files()
         try:
             # O_NOFOLLOW: the permissions checked and tightened below must be
@@ -165,19 +181,34 @@ class TokenStore:
             info = os.fstat(file.fileno())
             if not stat.S_ISREG(info.st_mode):
                 return TokenLoad(None, problem=self._problem("is not a regular file"))
+            foreign = owner_problem(info, "it")
+            if foreign is not None:
+                return TokenLoad(None, problem=self._problem(f"not used: {foreign}"))
             mode = stat.S_IMODE(info.st_mode)
-            tightened, permission_problem = False, None
+            tightened = False
             if mode & ~FILE_MODE:
                 try:
                     os.fchmod(file.fileno(), FILE_MODE)
                     tightened = True
                 except OSError as error:
-                    permission_problem = self._problem(
-                        f"has mode {mode:04o} and could not be set to 0600 ({_os_text(error)})"
+                    return TokenLoad(
+                        None,
+                        problem=self._problem(
+                            f"not used: it has mode {mode:04o} and could not be set to 0600 "
+                            f"({_os_text(error)})"
+                        ),
                     )
             raw = file.read(MAX_FILE_BYTES + 1)
         tokens, problem = self._parse(raw)
-        return TokenLoad(tokens, problem or permission_problem, tightened)
+        return TokenLoad(tokens, problem, tightened)
+
+    def _trusted_directory(self) -> str | None:
+        """Why the token file's directory cannot be trusted, or None (the
+        notes of what was found and done are logged)."""
+        check = check_directory(self._path.parent)
+        for note in check.notes:
+            logger.warning("token store: %s", note)
+        return check.refusal
 
     def _parse(self, raw: bytes) -> tuple[StoredTokens | None, str | None]:
         if len(raw) > MAX_FILE_BYTES:
@@ -197,6 +228,8 @@ class TokenStore:
             parsed = STRICT_CONVERTER.structure(document, TokenFile)
         except Exception as error:
             return None, self._problem(f"is not a token file: {describe_structure_error(error)}")
+        if parsed.expires_at > MAX_EXPIRES_AT:
+            return None, self._problem("is not a token file: field 'expires_at' is not a date")
         tokens = StoredTokens(
             access_token=parsed.access_token,
             refresh_token=parsed.refresh_token,
@@ -207,6 +240,9 @@ class TokenStore:
 
     def _ensure_directory(self) -> None:
         directory = self._path.parent
+        refusal = self._trusted_directory()
+        if refusal is not None:
+            raise TokenStoreError(f"tokens not stored: {refusal}; the previous tokens are kept")
         if directory.is_dir():
             return
         try:

@@ -1,7 +1,7 @@
 """The daemon's wiring: configuration in, real adapters around the machine.
 
-``run_daemon`` is what ``intercom-fsm run`` runs; ``login_only`` stops as soon
-as a grant is stored (``intercom-fsm login``). This is the one place that
+``run_daemon`` is what ``intercom-fsm run`` runs (``intercom-fsm login`` is
+:mod:`.login`). This is the one place that
 reads :class:`~intercom_fsm.config.Config`: each adapter gets its own settings
 class, built here (``*_settings(config)``).
 """
@@ -28,10 +28,8 @@ from intercom_fsm.daemon.inbox import Inbox
 from intercom_fsm.daemon.operations import OperationsSettings, start_operations
 from intercom_fsm.daemon.runtime import Adapters, Runtime
 from intercom_fsm.effects import ShowUserCode
-from intercom_fsm.events import IceCandidate, PeerId, SessionId
 from intercom_fsm.machine import BackoffPolicy, LifecycleMachine, MachineSettings
 from intercom_fsm.redact import RedactingFilter
-from intercom_fsm.states import State
 
 if TYPE_CHECKING:
     from intercom_fsm.adapters.camera import CameraSettings
@@ -72,6 +70,10 @@ def camera_settings(config: Config) -> CameraSettings:
         fps=video.fps,
         shared_encoder=video.shared_encoder,
         bitrate=video.bitrate,
+        rtsp_transport=video.rtsp_transport.value,
+        network_timeout=video.network_timeout_seconds,
+        h264_passthrough=video.h264_passthrough,
+        h264_encoder=video.h264_encoder.value,
     )
 
 
@@ -123,7 +125,7 @@ def apply_bitrate(bitrate: int | None) -> None:
         setattr(codec, "MAX_BITRATE", max(getattr(codec, "MAX_BITRATE"), bitrate))  # noqa: B009, B010
 
 
-def _prompt(effect: ShowUserCode) -> None:
+def prompt(effect: ShowUserCode) -> None:
     show_user_code(effect, sys.stderr, interactive=sys.stderr.isatty())
 
 
@@ -132,11 +134,13 @@ async def load_tokens(store: TokenStore) -> ev.StoredTokens | None:
     if loaded.tightened:
         logger.warning("token file permissions were too open; tightened to 0600")
     if loaded.problem:
+        # The words are the behaviour: no token of a file with a problem is used.
         logger.error("stored tokens not usable, starting a new device flow: %s", loaded.problem)
+        return None
     return loaded.tokens
 
 
-def _install_signal_handlers(inbox: Inbox) -> Callable[[], None]:
+def install_signal_handlers(inbox: Inbox) -> Callable[[], None]:
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(
@@ -177,17 +181,18 @@ async def run_daemon(
             signaling=SignalingClient(session, signaling_settings(config), inbox.post),
             peers=peers,
             camera=camera,
-            prompt=_prompt,
+            prompt=prompt,
         )
         machine = LifecycleMachine(settings=machine_settings(config))
         runtime = Runtime(machine, inbox, adapters, secrets=secrets)
         operations = await start_operations(
             machine,
             camera_stats=lambda: camera.stats,
+            media_lines=lambda: camera.media_path().lines,
             peer_count=lambda: len(peers),
             settings=operations_settings or operations_from_config(config),
         )
-        remove_handlers = _install_signal_handlers(inbox)
+        remove_handlers = install_signal_handlers(inbox)
         if stop_after is not None:
             asyncio.get_running_loop().call_later(
                 stop_after, inbox.post, ev.ShutdownRequested(f"ran for {stop_after:g} s")
@@ -198,79 +203,3 @@ async def run_daemon(
             remove_handlers()
             await operations.stop()
     return 0
-
-
-class _NoSignaling:
-    """Login needs no socket: the machine's request to open one is where
-    login ends."""
-
-    def open(self, device_code: str, access_token: str) -> None:
-        return None
-
-    async def close(self, reason: str) -> None:
-        return None
-
-    async def send_answer(self, session: SessionId, sdp: str) -> None:
-        return None
-
-    async def send_ice(self, session: SessionId, candidate: IceCandidate | None) -> None:
-        return None
-
-
-class _NoMedia:
-    async def create(self, session: SessionId, peer: PeerId, offer_sdp: str) -> None:
-        return None
-
-    async def add_candidate(
-        self, session: SessionId, peer: PeerId, candidate: IceCandidate | None
-    ) -> None:
-        return None
-
-    async def close(self, peer: PeerId) -> None:
-        return None
-
-    async def close_all(self) -> None:
-        return None
-
-
-class _NoCamera:
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-
-async def login_only(config: Config, secrets: RedactingFilter) -> int:
-    """Run the device flow (or a refresh) until a usable grant is stored."""
-    secrets.add(*config_secrets(config))
-    inbox = Inbox()
-    store = TokenStore(config.token_file)
-    async with aiohttp.ClientSession() as session:
-        adapters = Adapters(
-            auth=AuthClient(session, auth_settings(config)),
-            tokens=store,
-            signaling=_NoSignaling(),
-            peers=_NoMedia(),
-            camera=_NoCamera(),
-            prompt=_prompt,
-        )
-        machine = LifecycleMachine(settings=machine_settings(config))
-        runtime = Runtime(
-            machine,
-            inbox,
-            adapters,
-            secrets=secrets,
-            stop_when=lambda m: m.state is State.CONNECTING,
-        )
-        remove_handlers = _install_signal_handlers(inbox)
-        try:
-            await runtime.run(ev.Started(await load_tokens(store)))
-        finally:
-            remove_handlers()
-        authorized = machine.context.tokens is not None and runtime.store_failures == 0
-    if authorized:
-        print(f"authorized: tokens stored in {config.token_file}", file=sys.stderr)
-        return 0
-    print("not authorized", file=sys.stderr)
-    return 1

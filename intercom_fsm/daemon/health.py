@@ -118,6 +118,8 @@ class HealthReport:
     loop_lag_seconds: float
     stuck_after_seconds: float
     last_failure: str | None
+    media: tuple[str, ...] = ()
+    """How the camera reaches viewers (source, passthrough, H.264 encoder)."""
     version: str = __version__
 
     def as_json(self) -> dict[str, Any]:

@@ -200,6 +200,41 @@ class MachineCollector:
             "1 while the camera source works.",
             1.0 if stats.online else 0.0,
         )
+        yield from _media_path(stats)
+
+
+_MEDIA_COUNTERS = (
+    ("pictures_decoded", "Pictures the capture decoded (none while every viewer takes the"
+     " camera's own H.264)."),
+    ("passthrough_packets", "Access units of the camera's own H.264 handed to its viewers."),
+    ("shared_pictures_encoded", "Pictures the shared VP8 encoding encoded, once for all."),
+    ("shared_h264_pictures_encoded", "Pictures the shared H.264 encoder encoded, once for all."),
+    ("h264_encoder_fallbacks", "Times a hardware H.264 encoder failed and software took over."),
+)  # fmt: skip
+
+
+def _media_path(stats: CameraCounters) -> Iterator[Metric]:
+    """The camera adapter's media path; an embedding product's camera may
+    have none of it."""
+    for name, documentation in _MEDIA_COUNTERS:
+        value = getattr(stats, name, None)
+        if isinstance(value, int):
+            yield CounterMetricFamily(f"{METRIC_PREFIX}_{name}", documentation, value)
+    viewers = getattr(stats, "passthrough_viewers", None)
+    if isinstance(viewers, int):
+        yield GaugeMetricFamily(
+            f"{METRIC_PREFIX}_passthrough_viewers",
+            "Viewers receiving the camera's own H.264 packets.",
+            viewers,
+        )
+    encoder = getattr(stats, "h264_encoder", None)
+    if isinstance(encoder, str):
+        hardware = "1" if getattr(stats, "h264_encoder_hardware", False) else "0"
+        yield InfoMetricFamily(
+            f"{METRIC_PREFIX}_h264_encoder",
+            "The shared H.264 encoder in use, and whether it is the board's hardware.",
+            {"encoder": encoder, "hardware": hardware},
+        )
 
 
 def build_registry(collector: MachineCollector) -> CollectorRegistry:

@@ -24,7 +24,12 @@ import os
 import socket
 from collections.abc import Mapping
 
+from intercom_fsm.redact import one_line_text
+
 logger = logging.getLogger(__name__)
+
+MAX_STATUS_CHARS = 200
+"""What ``systemctl status`` shows on its Status line."""
 
 
 class SystemdNotifier:
@@ -69,8 +74,9 @@ class SystemdNotifier:
         return self.send("READY=1")
 
     def status(self, text: str) -> bool:
-        # One line: a newline would start another assignment.
-        return self.send("STATUS=" + " ".join(text.split()))
+        # One line (a newline would start another assignment), and a short
+        # one: it carries server text such as the user code.
+        return self.send("STATUS=" + one_line_text(text, limit=MAX_STATUS_CHARS))
 
     def watchdog(self) -> bool:
         return self.send("WATCHDOG=1")

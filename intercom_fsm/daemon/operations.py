@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
@@ -120,9 +120,13 @@ class Operations:
         *,
         camera_stats: CameraStatsSource | None = None,
         peer_count: Callable[[], int] | None = None,
+        media_lines: Callable[[], Sequence[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``media_lines`` describes the camera's path to viewers for
+        ``/healthz`` and ``intercom-fsm status``."""
         self.machine = machine
+        self._media_lines = media_lines
         self._peer_count = peer_count
         self.settings = settings
         self.notifier = SystemdNotifier(settings.notify_socket)
@@ -161,7 +165,10 @@ class Operations:
         self.notifier.close()
 
     def report(self) -> HealthReport:
-        return assess(self.machine, self.tracker, self.monitor, self.settings.stuck_seconds)
+        report = assess(self.machine, self.tracker, self.monitor, self.settings.stuck_seconds)
+        if self._media_lines is None:
+            return report
+        return attrs.evolve(report, media=tuple(self._media_lines()))
 
     @property
     def health_port(self) -> int | None:
@@ -210,13 +217,19 @@ async def start_operations(
     settings: OperationsSettings,
     camera_stats: CameraStatsSource | None = None,
     peer_count: Callable[[], int] | None = None,
+    media_lines: Callable[[], Sequence[str]] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Operations:
     """Subscribe to ``machine``, start the watchdog and the endpoint as the
     settings ask; ``await operations.stop()`` when the daemon ends.
     ``clock`` (monotonic seconds) measures the time in a state."""
     operations = Operations(
-        machine, settings, camera_stats=camera_stats, peer_count=peer_count, clock=clock
+        machine,
+        settings,
+        camera_stats=camera_stats,
+        peer_count=peer_count,
+        media_lines=media_lines,
+        clock=clock,
     )
     await operations.start()
     return operations

@@ -201,7 +201,9 @@ class Runtime:
         if isinstance(result, ev.AuthTransientError):
             # The machine only sees "failed"; the operator needs the cause
             # (connection refused, HTTP 503, a timeout, HTML instead of JSON).
-            logger.warning("%s (will retry after a backoff)", result.reason)
+            slower = result.timed_out and result.operation is ev.AuthOperation.POLL
+            then = "polling less often" if slower else "will retry after a backoff"
+            logger.warning("%s (%s)", result.reason, then)
         if posting and result is not None:
             self.inbox.post(result)
 

@@ -26,17 +26,19 @@ class LiveStatus:
     seconds_in_state: float | None = None
     viewers: int | None = None
     held_viewers: int = 0
+    media: tuple[str, ...] = ()
     status: str | None = None
     problem: str | None = None
 
     def describe(self) -> str:
-        """One line for ``intercom-fsm status``."""
+        """A line for ``intercom-fsm status``, then the camera's path, indented."""
         if not self.reachable:
             return f"unknown ({self.problem})"
         seconds = self.seconds_in_state or 0.0
         verdict = "healthy" if self.healthy else f"UNHEALTHY: {self.status}"
         held = f" ({self.held_viewers} held through a reconnect)" if self.held_viewers else ""
-        return f"{self.state} for {_duration(seconds)}, {self.viewers} viewer(s){held}, {verdict}"
+        line = f"{self.state} for {_duration(seconds)}, {self.viewers} viewer(s){held}, {verdict}"
+        return "\n".join([line, *(f"  {media}" for media in self.media)])
 
 
 def fetch_live_status(address: HealthAddress, timeout: float = 2.0) -> LiveStatus:
@@ -60,6 +62,7 @@ def fetch_live_status(address: HealthAddress, timeout: float = 2.0) -> LiveStatu
             seconds_in_state=float(report["seconds_in_state"]),
             viewers=int(report["viewers"]),
             held_viewers=int(report.get("held_viewers", 0)),
+            media=tuple(str(line) for line in report.get("media", ())),
             status=str(report["status"]),
         )
     except (ValueError, KeyError, TypeError):

@@ -101,7 +101,7 @@ def poll_less_often(ctx: Context, event: ev.AuthTransientError) -> None:
     """RFC 8628 section 3.5: a poll that timed out doubles the interval."""
     assert ctx.flow is not None
     ctx.flow.interval = min(ctx.settings.max_poll_interval, ctx.flow.interval * 2)
-    ctx.report("poll_timeout", f"{event.reason}; polling every {ctx.flow.interval:g} s")
+    ctx.report("poll_timeout", f"polling the token endpoint every {ctx.flow.interval:g} s now")
     schedule_next_poll(ctx, event)
 
 

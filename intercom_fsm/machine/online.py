@@ -14,6 +14,7 @@ from typing import Any
 from intercom_fsm import events as ev
 from intercom_fsm.effects import Timer
 from intercom_fsm.machine.context import Context
+from intercom_fsm.machine.rows import Action
 from intercom_fsm.machine.session import SignalingLost, SignalingRestored
 
 
@@ -108,31 +109,21 @@ def report_unknown_once(ctx: Context, event: ev.UnknownMessage) -> None:
 # --- devices -----------------------------------------------------------------------------
 
 
-def note_camera(
-    ctx: Context, event: ev.CameraOpened | ev.CameraFailed | ev.CameraRecovered
-) -> None:
-    if isinstance(event, ev.CameraFailed):
-        ctx.camera_online = False
-        ctx.report("camera", f"camera offline: {event.reason}")
-    else:
-        ctx.camera_online = True
+def _device_status(device: str, failed: type[Any], offline_words: str) -> Action[Context]:
+    """The action for a device's opened, failed and recovered events: it keeps
+    ``<device>_online`` and says once why the device went away (the adapter
+    tells a failure once per outage)."""
+
+    def note(ctx: Context, event: Any) -> None:
+        online = not isinstance(event, failed)
+        setattr(ctx, f"{device}_online", online)
+        if not online:
+            ctx.report(device, f"{device} {offline_words}: {event.reason}")
+
+    note.__name__ = f"note_{device}"
+    return note
 
 
-def note_microphone(
-    ctx: Context, event: ev.MicrophoneOpened | ev.MicrophoneFailed | ev.MicrophoneRecovered
-) -> None:
-    if isinstance(event, ev.MicrophoneFailed):
-        ctx.microphone_online = False
-        ctx.report("microphone", f"microphone unavailable, video goes on: {event.reason}")
-    else:
-        ctx.microphone_online = True
-
-
-def note_speaker(
-    ctx: Context, event: ev.SpeakerOpened | ev.SpeakerFailed | ev.SpeakerRecovered
-) -> None:
-    if isinstance(event, ev.SpeakerFailed):
-        ctx.speaker_online = False
-        ctx.report("speaker", f"speaker unavailable, video goes on: {event.reason}")
-    else:
-        ctx.speaker_online = True
+note_camera = _device_status("camera", ev.CameraFailed, "offline")
+note_microphone = _device_status("microphone", ev.MicrophoneFailed, "unavailable, video goes on")
+note_speaker = _device_status("speaker", ev.SpeakerFailed, "unavailable, video goes on")

@@ -14,8 +14,10 @@ from intercom_fsm.events import (
     AuthOperation,
     AuthorizationPending,
     AuthTransientError,
+    ClientRejected,
     DeviceCodeExpired,
     DeviceCodeIssued,
+    DeviceFlowFailed,
     RefreshRejected,
     SlowDown,
     TokenGrant,
@@ -184,7 +186,10 @@ async def test_poll_token_without_refresh_token_is_refused(
 ) -> None:
     oauth_server.then(TOKEN_PATH, oauth_server.json(token_json(refresh_token=...)))
     result = await make_client(http_session, oauth_server.url).poll_token(DEVICE_CODE)
-    assert_transient(result, AuthOperation.POLL, "missing field 'refresh_token'")
+    # RFC 8628 section 3.5: the flow ends; polling the same code cannot help.
+    assert isinstance(result, DeviceFlowFailed)
+    assert result.error == "invalid_token_answer"
+    assert "missing field 'refresh_token'" in (result.description or "")
 
 
 @pytest.mark.asyncio
@@ -344,7 +349,8 @@ async def test_refresh_client_errors_keep_the_tokens(
 ) -> None:
     oauth_server.then(TOKEN_PATH, oauth_server.json({"error": error}, status=status))
     result = await make_client(http_session, oauth_server.url).refresh(REFRESH_TOKEN)
-    assert_transient(result, AuthOperation.REFRESH, error, "OAUTH_CLIENT_SECRET", "kept")
+    # Not RefreshRejected: the grant may be good once the client is fixed.
+    assert result == ClientRejected(AuthOperation.REFRESH, error)
 
 
 @pytest.mark.asyncio

@@ -20,8 +20,10 @@ from intercom_fsm.events import (
     AuthOperation,
     AuthorizationPending,
     AuthTransientError,
+    ClientRejected,
     DeviceCodeExpired,
     DeviceCodeIssued,
+    DeviceFlowFailed,
     RefreshRejected,
     SlowDown,
     TokensGranted,
@@ -31,16 +33,18 @@ from tests.auth.conftest import device_json, dumps, token_json
 
 JSON = "application/json"
 ALLOWED: dict[AuthOperation, tuple[type, ...]] = {
-    AuthOperation.DEVICE_AUTHORIZATION: (DeviceCodeIssued, AuthTransientError),
+    AuthOperation.DEVICE_AUTHORIZATION: (DeviceCodeIssued, ClientRejected, AuthTransientError),
     AuthOperation.POLL: (
         TokensGranted,
         AuthorizationPending,
         SlowDown,
         AccessDenied,
         DeviceCodeExpired,
+        DeviceFlowFailed,
+        ClientRejected,
         AuthTransientError,
     ),
-    AuthOperation.REFRESH: (TokensRefreshed, RefreshRejected, AuthTransientError),
+    AuthOperation.REFRESH: (TokensRefreshed, RefreshRejected, ClientRejected, AuthTransientError),
 }
 
 
@@ -136,12 +140,7 @@ def test_token_type_is_case_insensitive() -> None:
     ],
 )
 def test_unusable_answers_are_described(http_answer: HttpAnswer, expected: str) -> None:
-    assert expected in reason_of(AuthOperation.POLL, http_answer)
-
-
-def test_poll_with_unlisted_oauth_error_is_transient() -> None:
-    reason = reason_of(AuthOperation.POLL, answer({"error": "invalid_grant"}, status=400))
-    assert "400 invalid_grant" in reason
+    assert expected in reason_of(AuthOperation.DEVICE_AUTHORIZATION, http_answer)
 
 
 def test_server_text_is_cleaned_and_bounded() -> None:

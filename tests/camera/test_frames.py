@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from intercom_fsm.adapters.camera.frames import (
-    VIDEO_TIME_BASE,
-    I420Converter,
-    Letterbox,
-    Picture,
-    video_frame,
-)
+from intercom_fsm.adapters.camera.bgr import I420Converter
+from intercom_fsm.adapters.camera.frames import VIDEO_TIME_BASE, Letterbox, Picture, video_frame
 
 
 def test_a_picture_of_the_right_size_is_only_converted() -> None:

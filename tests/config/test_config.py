@@ -178,6 +178,11 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("MAX_VIEWERS", "33", "between 1 and 32"),
     ("MAX_VIEWERS", "four", "whole number"),
     ("SESSION_ORPHAN_SECONDS", "-1", ">= 0 and <= 3600"),
+    ("VIDEO_RTSP_TRANSPORT", "http", "one of"),
+    ("VIDEO_NETWORK_TIMEOUT_SECONDS", "0", ">= 0.1 and <= 60"),
+    ("VIDEO_NETWORK_TIMEOUT_SECONDS", "61", ">= 0.1 and <= 60"),
+    ("VIDEO_H264_PASSTHROUGH", "maybe", "1 or 0"),
+    ("VIDEO_H264_ENCODER", "gpu", "one of"),
     ("SESSION_ORPHAN_SECONDS", "3601", ">= 0 and <= 3600"),
     ("BACKOFF_BASE_SECONDS", "-1", "> 0"),
     ("BACKOFF_BASE_SECONDS", "inf", "> 0"),
@@ -280,6 +285,7 @@ def write_oauth_file(tmp_path: Path, document: object) -> Path:
     path = tmp_path / "intercom-api" / "oauth.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document))
+    path.chmod(0o600)
     return path
 
 
@@ -323,6 +329,7 @@ def test_file_secret_is_used_with_its_own_client_id(tmp_path: Path) -> None:
 def test_broken_oauth_file_is_named(tmp_path: Path, content: str, expected: str) -> None:
     path = tmp_path / "oauth.json"
     path.write_text(content)
+    path.chmod(0o600)
     environ = {**BASE}
     del environ["OAUTH_CLIENT_ID"]
     with pytest.raises(ConfigError) as caught:

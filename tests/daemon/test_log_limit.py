@@ -63,12 +63,43 @@ def test_the_kinds_remembered_are_bounded_and_a_forgotten_count_is_told(
 @pytest.mark.parametrize(
     ("message", "kind"),
     [
-        ("offer refused: 3 viewers already (session 'x')", "offer refused"),
-        ("hangup for unknown viewer session 'nobody' ignored", "hangup for unknown viewer session"),
-        ("dropped signaling 'offer' message: missing field", "dropped signaling"),
-        ("camera offline: unplugged", "camera offline"),
+        (
+            "offer refused: 3 viewers already (session 'x')",
+            "offer refused: # viewers already (session '…')",
+        ),
+        (
+            "hangup for unknown viewer session 'nobody' ignored",
+            "hangup for unknown viewer session '…' ignored",
+        ),
+        (
+            "dropped signaling 'offer' message: field 'sdp' is empty",
+            "dropped signaling '…' message: field '…' is empty",
+        ),
+        ("camera offline:  unplugged\n", "camera offline: unplugged"),
         ("   ", "problem"),
     ],
 )
-def test_a_kind_is_the_fixed_start_of_a_message(message: str, kind: str) -> None:
+def test_a_kind_is_the_message_without_what_varies(message: str, kind: str) -> None:
     assert kind_of(message) == kind
+
+
+def test_two_different_problems_are_two_kinds_and_repeats_one() -> None:
+    assert kind_of("dropped signaling message: frame is an array, not a JSON object") != kind_of(
+        "dropped signaling message: frame is not valid JSON"
+    )
+    assert kind_of("hangup for unknown viewer session 'flood-1' ignored") == kind_of(
+        "hangup for unknown viewer session 'nobody-here' ignored"
+    )
+
+
+def test_a_repeat_held_back_is_still_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(0.0)
+    limiter = LogLimiter(LOGGER, interval=10, clock=clock)
+    with caplog.at_level(logging.DEBUG, logger=LOGGER.name):
+        limiter.log("bad frame", "frame %d is bad", 1)
+        clock.advance(1)
+        assert not limiter.log("bad frame", "frame %d is bad", 2)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == LOGGER.name] == [
+        (logging.WARNING, "frame 1 is bad"),
+        (logging.DEBUG, "frame 2 is bad"),
+    ]

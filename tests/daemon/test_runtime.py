@@ -173,3 +173,46 @@ async def test_a_flood_of_one_problem_is_one_line(caplog: pytest.LogCaptureFixtu
         assert dropped == ["dropped signaling message: frame 0 is not valid JSON"]
     finally:
         await stop(runtime, run)
+
+
+class FlowEndingAuth(ScriptedAuth):
+    """The server ends every flow at the first poll (RFC 8628 section 3.5)."""
+
+    def __init__(self) -> None:
+        self.device_codes = 0
+
+    async def request_device_code(self) -> ev.DeviceCodeIssued:
+        self.device_codes += 1
+        return ev.DeviceCodeIssued(f"code-{self.device_codes}", "WDJB-MJHT", "https://e/d", 600, 1)
+
+    async def poll_token(self, device_code: str) -> ev.DeviceFlowFailed:  # type: ignore[override]
+        return ev.DeviceFlowFailed("invalid_grant", "unknown device code")
+
+
+class RejectingAuth(ScriptedAuth):
+    async def refresh(self, refresh_token: str) -> ev.ClientRejected:  # type: ignore[override]
+        return ev.ClientRejected(ev.AuthOperation.REFRESH, "invalid_client")
+
+
+async def test_a_flow_the_server_ends_is_followed_by_a_new_one() -> None:
+    inbox = Inbox()
+    auth = FlowEndingAuth()
+    runtime, _signaling, _camera = runtime_with(inbox)
+    runtime.adapters.auth = auth
+    run = asyncio.create_task(runtime.run(ev.Started(None)))
+    try:
+        await eventually(lambda: auth.device_codes >= 2, 5, "a second device code")
+    finally:
+        await stop(runtime, run)
+
+
+async def test_a_rejected_client_waits_in_backoff_and_keeps_the_grant() -> None:
+    inbox = Inbox()
+    runtime, _signaling, _camera = runtime_with(inbox)
+    runtime.adapters.auth = RejectingAuth()
+    run = asyncio.create_task(runtime.run(ev.Started(EXPIRED)))
+    try:
+        await eventually(lambda: runtime.machine.state is State.BACKOFF, 3, "backoff")
+        assert runtime.machine.context.tokens is not None
+    finally:
+        await stop(runtime, run)

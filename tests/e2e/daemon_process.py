@@ -21,7 +21,8 @@ from intercom_fsm.sandbox.process import SandboxInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = (
-    "from tests.loopback import restrict_ice_to_loopback; restrict_ice_to_loopback(); "
+    "from tests.loopback import accept_loopback_viewers_in_the_daemon, restrict_ice_to_loopback; "
+    "restrict_ice_to_loopback(); accept_loopback_viewers_in_the_daemon(); "
     "from intercom_fsm.cli import main; raise SystemExit(main({argv!r}))"
 )
 

@@ -3,18 +3,15 @@ is kept."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from intercom_fsm import effects as fx
 from intercom_fsm import events as ev
 from intercom_fsm.effects import Timer
-from intercom_fsm.machine.lifecycle import LifecycleMachine
 from intercom_fsm.machine.session import SessionState
 from intercom_fsm.machine.table import FAILURE_TABLE
 from intercom_fsm.states import State
-from intercom_fsm.testing import GRANT, FakeClock, ResourceLedger, happy_event
+from intercom_fsm.testing import GRANT, MachineDriver
 
 NOW = 1_700_000_000.0
 TRANSIENT_POLL = ev.AuthTransientError(ev.AuthOperation.POLL, "503")
@@ -22,32 +19,9 @@ TRANSIENT_REFRESH = ev.AuthTransientError(ev.AuthOperation.REFRESH, "timeout")
 TRANSIENT_START = ev.AuthTransientError(ev.AuthOperation.DEVICE_AUTHORIZATION, "refused")
 
 
-class Driver:
+class Driver(MachineDriver):
     def __init__(self) -> None:
-        self.clock = FakeClock(NOW)
-        self.machine = LifecycleMachine(clock=self.clock, random=random.Random(1).random)
-        self.ledger = ResourceLedger()
-        self.effects: list[fx.Effect] = []
-
-    def send(self, event: ev.Event) -> list[fx.Effect]:
-        self.effects = self.machine.handle(event)
-        self.ledger.record(event, self.effects)
-        return self.effects
-
-    def walk_to(self, target: State) -> Driver:
-        for _ in range(15):
-            if self.machine.state is target:
-                return self
-            event = happy_event(self.machine, self.ledger)
-            assert event is not None, f"cannot reach {target}"
-            self.send(event)
-        raise AssertionError(f"{target} not reached: {self.machine.state}")
-
-    def timer(self, timer: Timer) -> int:
-        return self.ledger.pending_timers[(timer, None)]
-
-    def kinds(self) -> list[type]:
-        return [type(effect) for effect in self.effects]
+        super().__init__(now=NOW, jitter=0.3)
 
 
 def authorized_and_refreshing() -> Driver:
@@ -108,7 +82,7 @@ def test_expired_device_code_starts_a_new_flow(how: str) -> None:
     if how == "server":
         driver.send(ev.DeviceCodeExpired())
     else:
-        driver.clock.advance(601)
+        driver.advance(601)
         driver.send(ev.FlowExpiryDue(driver.timer(Timer.FLOW_EXPIRY)))
     assert driver.machine.state is State.UNAUTHORIZED
     assert fx.RequestDeviceCode in driver.kinds()
@@ -228,7 +202,7 @@ def test_offers_beyond_the_viewer_cap_are_refused() -> None:
     driver = Driver().walk_to(State.NEGOTIATING)
     cap = driver.machine.context.settings.max_viewers
     for index in range(cap + 3):
-        driver.clock.advance(1.0)  # below the offer rate limit
+        driver.advance(1.0)  # below the offer rate limit
         driver.send(ev.OfferReceived(f"viewer-{index}", "offer"))
     assert len(driver.machine.sessions) == cap
     assert driver.machine.counters.refused_offers == 3
@@ -314,7 +288,7 @@ def test_offers_faster_than_the_rate_limit_are_refused_then_allowed_again() -> N
         driver.send(ev.OfferReceived("same-viewer", "offer"))
     assert driver.machine.counters.refused_offers >= 2
     assert any(isinstance(e, fx.ReportProblem) and "a second" in e.message for e in driver.effects)
-    driver.clock.advance(1.0)
+    driver.advance(1.0)
     driver.send(ev.OfferReceived("same-viewer", "offer"))
     assert fx.CreatePeer in driver.kinds()
 

@@ -5,6 +5,8 @@ unknown message types. Each test fails on the machine before these rows."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from intercom_fsm import effects as fx
@@ -13,52 +15,16 @@ from intercom_fsm.effects import Timer
 from intercom_fsm.events import AuthOperation
 from intercom_fsm.machine.backoff import BackoffPolicy
 from intercom_fsm.machine.context import MachineSettings
-from intercom_fsm.machine.lifecycle import LifecycleMachine
 from intercom_fsm.states import State
-from intercom_fsm.testing import FakeClock, ResourceLedger, happy_event
+from intercom_fsm.testing import MachineDriver
 
 NOW = 1_700_000_000.0
 POLICY = BackoffPolicy(base=1.0, cap=60.0, stable_after=30.0)
 
 
-class Driver:
-    def __init__(self, *, jitter: float = 0.0, **settings: object) -> None:
-        self.wall = FakeClock(NOW)
-        self.monotonic = FakeClock(1000.0)
-        self.machine = LifecycleMachine(
-            clock=self.wall,
-            monotonic=self.monotonic,
-            random=lambda: jitter,
-            settings=MachineSettings(backoff=POLICY, **settings),  # type: ignore[arg-type]
-        )
-        self.ledger = ResourceLedger()
-        self.effects: list[fx.Effect] = []
-
-    def send(self, event: ev.Event) -> list[fx.Effect]:
-        self.effects = self.machine.handle(event)
-        self.ledger.record(event, self.effects)
-        return self.effects
-
-    def walk_to(self, target: State) -> Driver:
-        for _ in range(15):
-            if self.machine.state is target:
-                return self
-            event = happy_event(self.machine, self.ledger)
-            assert event is not None
-            self.send(event)
-        raise AssertionError(f"{target} not reached")
-
-    def timer(self, timer: Timer) -> int:
-        return self.ledger.pending_timers[(timer, None)]
-
-    def delay_of(self, timer: Timer) -> float:
-        [delay] = [
-            e.delay for e in self.effects if isinstance(e, fx.ScheduleTimer) and e.timer is timer
-        ]
-        return delay
-
-    def problems(self) -> list[str]:
-        return [e.message for e in self.effects if isinstance(e, fx.ReportProblem)]
+class Driver(MachineDriver):
+    def __init__(self, *, jitter: float = 0.0, **settings: Any) -> None:
+        super().__init__(MachineSettings(backoff=POLICY, **settings), jitter=jitter, now=NOW)
 
 
 def test_a_denial_waits_at_least_the_pause_and_the_wait_grows_across_denials() -> None:
@@ -130,7 +96,7 @@ def test_a_poll_that_timed_out_polls_less_often_without_a_backoff() -> None:
 def test_a_wall_clock_step_does_not_expire_the_code_a_person_is_typing() -> None:
     driver = Driver().walk_to(State.AWAITING_APPROVAL)
     assert driver.delay_of(Timer.POLL) > 0
-    driver.wall.advance(86_400)  # a board without a clock, then NTP
+    driver.clock.advance(86_400)  # a board without a clock, then NTP
     driver.send(ev.PollDue(driver.timer(Timer.POLL)))
     assert driver.effects == [fx.PollToken("device")]
     assert driver.machine.state is State.AWAITING_APPROVAL
@@ -159,7 +125,7 @@ def test_the_offer_rate_is_measured_on_the_monotonic_clock() -> None:
     driver = Driver(max_viewers=32).walk_to(State.NEGOTIATING)
     for index in range(5):
         driver.send(ev.OfferReceived(f"v{index}", "offer"))
-    driver.wall.advance(3600)  # wall time jumps; no time passed
+    driver.clock.advance(3600)  # wall time jumps; no time passed
     driver.send(ev.OfferReceived("late", "offer"))
     assert "more than 5 offers" in driver.problems()[0]
 

@@ -101,6 +101,10 @@ async def test_systemd_and_a_scraper_follow_a_streaming_daemon(
     }
     assert samples[("intercom_fsm_state", (("state", "Streaming"),))] == 1
     assert samples[("intercom_fsm_frames_sent_total", ())] >= 10
+    # The camera's path to viewers: the shared VP8 encoding, in /metrics and /healthz.
+    assert samples[("intercom_fsm_shared_pictures_encoded_total", ())] >= 10
+    assert samples[("intercom_fsm_passthrough_viewers", ())] == 0
+    assert health[1]["media"][0].startswith("camera: "), health[1]["media"]
     key = ("intercom_fsm_transitions_total", (("from", "AwaitingApproval"), ("to", "Authorized")))
     assert samples[key] == 1
 

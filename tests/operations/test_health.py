@@ -328,3 +328,20 @@ async def test_calls_held_through_a_reconnect_are_shown(
     found = await metrics(http, operations)
     assert value(found["intercom_fsm_held_viewers"], "intercom_fsm_held_viewers") == 0
     assert value(found["intercom_fsm_calls_resumed"], "intercom_fsm_calls_resumed_total") == 1
+
+
+async def test_status_shows_the_cameras_path_to_viewers(machine: LifecycleMachine) -> None:
+    settings = OperationsSettings(health_address=ANY_FREE_PORT)
+    lines = ["camera: H.264 High 3.0 640x480, passed through", "H.264 encoder: libx264"]
+    operations = await start_operations(machine, settings=settings, media_lines=lambda: lines)
+    try:
+        walk_to_streaming(machine)
+        address = HealthAddress("127.0.0.1", operations.health_port or 0)
+        live = await asyncio.to_thread(fetch_live_status, address)
+        assert live.describe().splitlines() == [
+            "Streaming for 0 s, 1 viewer(s), healthy",
+            "  camera: H.264 High 3.0 640x480, passed through",
+            "  H.264 encoder: libx264",
+        ]
+    finally:
+        await operations.stop()

@@ -12,7 +12,7 @@ from intercom_fsm import events as ev
 from intercom_fsm.daemon.notify import LoopMonitor, SystemdNotifier, Watchdog, watchdog_interval
 from intercom_fsm.daemon.operations import OperationsSettings, start_operations
 from tests.operations.conftest import NotifySocket, new_machine, walk_to_streaming
-from tests.waiting import eventually
+from tests.waiting import eventually, wait_until
 
 PING_INTERVAL = 0.05
 TICK = 0.02
@@ -217,3 +217,15 @@ async def test_operations_start_the_watchdog_when_systemd_asks(
     finally:
         await operations.stop()
     await asyncio.to_thread(notify_socket.wait_for, "WATCHDOG=1", 3)
+
+
+def test_the_status_line_is_bounded(notify_socket: NotifySocket) -> None:
+    notifier = SystemdNotifier(notify_socket.address)
+    assert notifier.status("waiting for a person to approve this device for code " + "W" * 60_000)
+    notifier.close()
+    wait_until(
+        lambda: any(m.startswith("STATUS=") for m in notify_socket.messages()), 5, "the status"
+    )
+    [message] = [m for m in notify_socket.messages() if m.startswith("STATUS=")]
+    assert len(message) <= len("STATUS=") + 200
+    assert message.endswith("...")

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from intercom_fsm.events import Event, SocketClosed, SocketRejected
 ACCESS_TOKEN = "access-token-SIGNAL-7777-abcd"
 DEVICE_CODE = "device-code-SIGNAL-8888-wxyz"
 SECRETS = (ACCESS_TOKEN, DEVICE_CODE)
+CONNECTION_TASK = re.compile(r"signaling-[0-9]+")
 STEP = 2.0
 """Upper bound for anything that should happen at once on loopback."""
 
@@ -199,8 +201,10 @@ class EventLog:
 
 
 def signaling_tasks() -> list[asyncio.Task[object]]:
-    """The client's connection tasks still alive (each is named ``signaling-N``)."""
-    return [task for task in asyncio.all_tasks() if task.get_name().startswith("signaling-")]
+    """The client's connection tasks still alive (each is named ``signaling-N``;
+    its reader and writer, which end before it, ``signaling-N-read`` and
+    ``signaling-N-write``)."""
+    return [task for task in asyncio.all_tasks() if CONNECTION_TASK.fullmatch(task.get_name())]
 
 
 async def eventually(condition: Callable[[], bool], within: float = STEP) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from intercom_fsm.adapters.camera.settings import CameraSettings, CameraStats
+from intercom_fsm.adapters.camera.settings import CameraSettings, CameraStats, MediaPath
 from intercom_fsm.adapters.camera.sources import (
     CameraIndex,
     DevicePath,
@@ -30,6 +30,7 @@ __all__ = [
     "CameraSettings",
     "CameraStats",
     "DevicePath",
+    "MediaPath",
     "StreamUrl",
     "TestPattern",
     "VideoFile",

@@ -8,6 +8,13 @@ first viewer does not wait for the device. When the last viewer's track stops,
 the device is released and the capture thread sleeps until a viewer comes
 back (it then reopens the source without reporting anything).
 
+Each viewer's track is told the codec its connection negotiated: VP8
+viewers share one VP8 encoder (:mod:`.encoding`), H.264 viewers that accept
+an H.264 camera's profile get its own packets (:mod:`.passthrough`), other
+H.264 viewers share one H.264 encoder, hardware where the board has one
+(:mod:`.h264_encoding`). An H.264 source is decoded only while some viewer
+needs pictures.
+
 Events (:class:`CameraOpened`, :class:`CameraFailed`, :class:`CameraRecovered`)
 reach ``on_event`` on the event loop that called :meth:`Camera.open`.
 """
@@ -29,10 +36,18 @@ from intercom_fsm.adapters.camera.capture import (
     SharedCounters,
 )
 from intercom_fsm.adapters.camera.encoding import VP8_MIME, SharedVp8Encoder, default_bitrate
-from intercom_fsm.adapters.camera.hub import FrameHub, ViewerTrack
-from intercom_fsm.adapters.camera.readers import open_reader
-from intercom_fsm.adapters.camera.settings import CameraSettings, CameraStats
-from intercom_fsm.adapters.camera.sources import parse_video_source
+from intercom_fsm.adapters.camera.h264_encoders import (
+    EncoderChoice,
+    OpenH264Encoder,
+    choose_h264_encoder,
+    open_h264_encoder,
+)
+from intercom_fsm.adapters.camera.h264_encoding import H264_MIME, SharedH264Encoder
+from intercom_fsm.adapters.camera.hub import FrameHub, SharedEncoder, ViewerTrack
+from intercom_fsm.adapters.camera.passthrough import H264Passthrough
+from intercom_fsm.adapters.camera.readers import SourceFormat, open_reader
+from intercom_fsm.adapters.camera.settings import CameraSettings, CameraStats, MediaPath
+from intercom_fsm.adapters.camera.sources import StreamUrl, VideoFile, parse_video_source
 from intercom_fsm.events import Event
 
 logger = logging.getLogger(__name__)
@@ -41,6 +56,9 @@ JOIN_TIMEOUT = 3.0
 """How long :meth:`Camera.close` waits for the capture thread. A network read
 can block it for its 2 s timeout; past this the thread (a daemon) is left to
 finish alone so that shutdown stays within its 5 s."""
+FORMAT_WAIT = 3.0
+"""How long an answer may wait for a source that is still opening to say
+whether it delivers H.264 (an RTSP camera takes about a second)."""
 
 
 class Camera:
@@ -51,10 +69,13 @@ class Camera:
         *,
         random: Callable[[], float] = random_module.random,
         open_source: OpenReader = open_reader,
+        h264_encoder: EncoderChoice | None = None,
+        open_h264: OpenH264Encoder = open_h264_encoder,
     ) -> None:
         """``random`` draws the backoff jitter in [0, 1); ``open_source`` opens
-        a reader (tests swap in a faulty one). Raises ``ValueError`` for a bad
-        ``settings.source``."""
+        a reader (tests swap in a faulty one); ``h264_encoder`` overrides the
+        machine's encoder choice and ``open_h264`` opens it (tests make one
+        fail). Raises ``ValueError`` for a bad ``settings.source``."""
         self._settings = settings
         self._source = parse_video_source(settings.source)
         self._on_event = on_event
@@ -66,6 +87,10 @@ class Camera:
         self._worker: CaptureWorker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shared_vp8: SharedVp8Encoder | None = None
+        self._shared_h264: SharedH264Encoder | None = None
+        self._h264_choice = h264_encoder
+        self._open_h264 = open_h264
+        self._passthrough = H264Passthrough(self._hub, self._update_picture_demand)
 
     @property
     def description(self) -> str:
@@ -78,6 +103,10 @@ class Camera:
             return
         self._loop = asyncio.get_running_loop()
         self._hub.bind(self._loop)
+        self._passthrough.bind(self._loop)
+        if self._h264_choice is None:
+            self._h264_choice = choose_h264_encoder(self._settings.h264_encoder)
+            logger.info("H.264 encoder: %s", self._h264_choice.description)
         worker = CaptureWorker(
             self._source,
             self._settings,
@@ -86,8 +115,10 @@ class Camera:
             self._random,
             self._counters,
             self._open_source,
+            self._passthrough if self._settings.h264_passthrough else None,
         )
         self._worker = worker
+        self._update_picture_demand()
         worker.set_demand(True)
         worker.start()
 
@@ -99,8 +130,11 @@ class Camera:
         worker.stop()
         for track in list(self._viewers):
             track.stop()
+        self._passthrough.close()
         if self._shared_vp8 is not None:
             await self._shared_vp8.close()
+        if self._shared_h264 is not None:
+            await self._shared_h264.close()
         await _join(worker)
         with self._counters.counting() as counters:
             counters.online = counters.capturing = False
@@ -112,26 +146,95 @@ class Camera:
         track = ViewerTrack(self._hub, self._viewer_left, self._shared_encoder)
         self._viewers.add(track)
         if self._worker is not None:
+            self._update_picture_demand()
             self._worker.set_demand(True)
         return track
 
-    def _shared_encoder(self, mime_type: str) -> SharedVp8Encoder | None:
-        settings = self._settings
-        if not settings.shared_encoder or mime_type != VP8_MIME:
+    @property
+    def source_format(self) -> SourceFormat | None:
+        """What the source delivers, once it has opened (kept while it is down)."""
+        return self._counters.snapshot().source_format
+
+    @property
+    def passthrough_profile(self) -> str | None:
+        """The ``profile-level-id`` of the source's H.264 when viewers can get
+        it as it is, else None."""
+        found = self.source_format
+        if not self._settings.h264_passthrough or found is None or found.h264 is None:
             return None
-        if self._shared_vp8 is None:
-            bitrate = settings.bitrate or default_bitrate(
-                settings.width, settings.height, settings.fps
-            )
-            self._shared_vp8 = SharedVp8Encoder(
-                self._hub, settings.width, settings.height, settings.fps, bitrate
-            )
-        return self._shared_vp8
+        return found.h264.profile_level_id
+
+    @property
+    def h264_encoder(self) -> EncoderChoice | None:
+        """The shared H.264 encoder in use (after a fallback: the software
+        one), once the camera has opened."""
+        if self._shared_h264 is not None:
+            return self._shared_h264.choice
+        return self._h264_choice
+
+    @property
+    def h264_encoder_is_hardware(self) -> bool:
+        choice = self.h264_encoder
+        return choice is not None and choice.hardware
+
+    async def wait_for_source_format(self, within: float = FORMAT_WAIT) -> SourceFormat | None:
+        """The source's format; while a source that may deliver H.264 is still
+        opening for the first time, wait for it up to ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            found = self.source_format
+            if found is not None or self._worker is None:
+                return found
+            if not isinstance(self._source, StreamUrl | VideoFile):
+                return None
+            counters = self._counters.snapshot()
+            if counters.failures or time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.02)
+
+    def _shared_encoder(self, mime_type: str, profile_level_id: str | None) -> SharedEncoder | None:
+        settings = self._settings
+        passthrough = self.passthrough_profile
+        if (
+            mime_type == H264_MIME
+            and passthrough is not None
+            and (profile_level_id or "").lower() == passthrough
+        ):
+            return self._passthrough
+        if not settings.shared_encoder:
+            return None
+        bitrate = settings.bitrate or default_bitrate(settings.width, settings.height, settings.fps)
+        if mime_type == VP8_MIME:
+            if self._shared_vp8 is None:
+                self._shared_vp8 = SharedVp8Encoder(
+                    self._hub, settings.width, settings.height, settings.fps, bitrate
+                )
+            return self._shared_vp8
+        if mime_type == H264_MIME:
+            if self._shared_h264 is None:
+                choice = self._h264_choice or choose_h264_encoder(settings.h264_encoder)
+                self._shared_h264 = SharedH264Encoder(
+                    self._hub,
+                    settings.width,
+                    settings.height,
+                    settings.fps,
+                    bitrate,
+                    choice,
+                    self._open_h264,
+                )
+            return self._shared_h264
+        return None
+
+    def _update_picture_demand(self) -> None:
+        if self._worker is not None:
+            self._worker.set_pictures_wanted(len(self._viewers) > self._passthrough.viewers)
 
     @property
     def stats(self) -> CameraStats:
         counters = self._counters.snapshot()
         shared = self._shared_vp8
+        shared_h264 = self._shared_h264
+        encoder = self.h264_encoder
         return CameraStats(
             frames_read=counters.frames_read,
             frames_captured=counters.frames_captured,
@@ -147,10 +250,30 @@ class Camera:
             viewers=len(self._viewers),
             shared_pictures_encoded=shared.pictures_encoded if shared else 0,
             shared_keyframes=shared.keyframes if shared else 0,
+            source_codec=counters.source_format.description if counters.source_format else None,
+            pictures_decoded=counters.pictures_decoded,
+            passthrough_viewers=self._passthrough.viewers,
+            passthrough_packets=self._passthrough.packets_published,
+            h264_encoder=encoder.codec if encoder else None,
+            h264_encoder_hardware=encoder.hardware if encoder else False,
+            h264_encoder_fallbacks=shared_h264.fallbacks if shared_h264 else 0,
+            shared_h264_pictures_encoded=shared_h264.pictures_encoded if shared_h264 else 0,
+        )
+
+    def media_path(self) -> MediaPath:
+        stats = self.stats
+        encoder = self.h264_encoder
+        return MediaPath(
+            source=stats.source_codec,
+            passthrough_viewers=stats.passthrough_viewers,
+            h264_encoder=encoder.description if encoder else None,
+            h264_encoder_hardware=stats.h264_encoder_hardware,
+            h264_encoder_fallbacks=stats.h264_encoder_fallbacks,
         )
 
     def _viewer_left(self, track: ViewerTrack) -> None:
         self._viewers.discard(track)
+        self._update_picture_demand()
         if not self._viewers and self._worker is not None:
             self._worker.set_demand(False)
 

@@ -13,6 +13,11 @@ connected and see why, and reopens the source after an exponential backoff
 with full jitter. Success reports :class:`CameraOpened` the first time and
 :class:`CameraRecovered` after a failure.
 
+A source that delivers H.264 hands each access unit to the passthrough
+viewers (:mod:`.passthrough`) as it comes, every one of them (a decoder needs
+them all), and decodes only while some viewer needs pictures
+(:meth:`CaptureWorker.set_pictures_wanted`).
+
 Events go to ``emit``, which is called on the capture thread and must hand
 them over to the event loop itself.
 """
@@ -24,18 +29,30 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 
-from intercom_fsm.adapters.camera.frames import I420, I420Converter
+from intercom_fsm.adapters.camera.frames import I420
 from intercom_fsm.adapters.camera.hub import FrameHub
 from intercom_fsm.adapters.camera.pacing import Decimator, Pacer
-from intercom_fsm.adapters.camera.pictures import Image, OfflinePainter
-from intercom_fsm.adapters.camera.readers import FrameReader, SourceUnavailable, open_reader
+from intercom_fsm.adapters.camera.passthrough import H264Passthrough, OfflineEncoder
+from intercom_fsm.adapters.camera.readers import (
+    FrameReader,
+    ReaderSettings,
+    SourceFormat,
+    SourceUnavailable,
+    UndecodablePicture,
+    open_reader,
+)
 from intercom_fsm.adapters.camera.settings import CameraSettings
 from intercom_fsm.adapters.camera.sources import VideoSource
 from intercom_fsm.events import CameraFailed, CameraOpened, CameraRecovered, Event
 from intercom_fsm.machine.backoff import Backoff, BackoffPolicy
+
+if TYPE_CHECKING:
+    from intercom_fsm.adapters.camera.bgr import I420Converter
+    from intercom_fsm.adapters.camera.pictures import OfflinePainter
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +60,7 @@ THREAD_NAME = "intercom-camera-capture"
 STABLE_AFTER = 30.0
 """A source that has worked this long is retried from the shortest delay again."""
 
-OpenReader = Callable[[VideoSource, int, int, float], FrameReader]
+OpenReader = Callable[[VideoSource, ReaderSettings], FrameReader]
 
 
 @attrs.define
@@ -59,6 +76,8 @@ class CaptureCounters:
     source_opens: int = 0
     online: bool = False
     capturing: bool = False
+    pictures_decoded: int = 0
+    source_format: SourceFormat | None = None
 
 
 class SharedCounters:
@@ -89,6 +108,7 @@ class CaptureWorker:
         random: Callable[[], float],
         counters: SharedCounters,
         open_source: OpenReader = open_reader,
+        passthrough: H264Passthrough | None = None,
     ) -> None:
         self._source = source
         self._settings = settings
@@ -99,13 +119,15 @@ class CaptureWorker:
         self._backoff = Backoff(
             BackoffPolicy(settings.reopen_base, settings.reopen_cap, STABLE_AFTER)
         )
-        self._converter = I420Converter(settings.width, settings.height)
-        self._offline_painter = OfflinePainter(settings.width, settings.height)
+        self._passthrough = passthrough
+        self._offline_painter: tuple[OfflinePainter, I420Converter] | None = None
         self._offline_pixels: tuple[int, I420] | None = None
+        self._offline_h264: OfflineEncoder | None = None
         self._offline_pacer = Pacer(settings.frame_interval)
         self._condition = threading.Condition()
         self._stopping = False
         self._demanded = False
+        self._pictures_wanted = True
         self._announced = False
         self._failing = False
         self._counters = counters
@@ -120,6 +142,12 @@ class CaptureWorker:
         with self._condition:
             self._demanded = demanded
             self._condition.notify_all()
+
+    def set_pictures_wanted(self, wanted: bool) -> None:
+        """Whether some viewer needs decoded pictures. Sources whose pictures
+        cannot be passed through are decoded whatever this says."""
+        with self._condition:
+            self._pictures_wanted = wanted
 
     def stop(self) -> None:
         with self._condition:
@@ -167,7 +195,16 @@ class CaptureWorker:
     def _open(self) -> FrameReader | None:
         settings = self._settings
         try:
-            reader = self._open_source(self._source, settings.width, settings.height, settings.fps)
+            reader = self._open_source(
+                self._source,
+                ReaderSettings(
+                    settings.width,
+                    settings.height,
+                    settings.fps,
+                    settings.rtsp_transport,
+                    settings.network_timeout,
+                ),
+            )
         except SourceUnavailable as error:
             self._fail(str(error))
             return None
@@ -175,9 +212,13 @@ class CaptureWorker:
             self._fail(f"cannot open {self._source.description} ({type(error).__name__})")
             return None
         self._backoff.succeeded(time.monotonic())
+        source_format = reader.source_format
         with self._counters.counting() as counters:
             counters.source_opens += 1
             counters.online = counters.capturing = True
+            counters.source_format = source_format
+        if self._passthrough is not None:
+            self._passthrough.restart_soon()
         if not self._announced:
             self._announced = True
             self._failing = False
@@ -185,6 +226,8 @@ class CaptureWorker:
                 f"{self._source.description}, {settings.width}x{settings.height} "
                 f"at {settings.fps:g} fps"
             )
+            if source_format.codec != "raw":
+                description += f" ({source_format.description})"
             logger.info("camera opened: %s", description)
             self._announce(CameraOpened(description))
         elif self._failing:
@@ -199,6 +242,8 @@ class CaptureWorker:
         pacer = Pacer(reader.read_interval) if reader.read_interval > 0 else None
         decimator = Decimator(self._settings.frame_interval)
         description = self._source.description
+        passthrough = self._passthrough if reader.source_format.h264 is not None else None
+        decoded = reader.pictures_decoded
         while True:
             if pacer is not None:
                 if not self._sleep_until(pacer.due(time.monotonic())):
@@ -206,26 +251,32 @@ class CaptureWorker:
                 pacer.advance(time.monotonic())
             elif not self._wanted():
                 return None
+            pictures_wanted = passthrough is None or self._pictures_are_wanted()
+            reader.set_pictures_wanted(pictures_wanted)
             try:
                 if not reader.grab():
                     return f"no picture from {description} (it ended, failed or stalled)"
                 now = time.monotonic()
+                if passthrough is not None:
+                    unit = reader.encoded()
+                    if unit is not None:
+                        passthrough.publish(unit, now)
+                pixels = None
+                if pictures_wanted and decimator.accept(now):
+                    pixels = reader.retrieve()
+                decoded, before = reader.pictures_decoded, decoded
                 with self._counters.counting() as counters:
                     counters.frames_read += 1
-                if not decimator.accept(now):
-                    continue
-                image = reader.retrieve()
-                if image is None:
-                    return f"cannot decode a picture from {description}"
-                self._publish_live(image, now)
+                    counters.pictures_decoded += decoded - before
+                    if pixels is not None:
+                        counters.frames_captured += 1
+                if pixels is not None:
+                    self._hub.publish(pixels, now, live=True)
+            except UndecodablePicture:
+                return f"cannot decode a picture from {description}"
             except Exception as error:
                 logger.debug("reading %s failed", description, exc_info=True)
                 return f"reading {description} failed ({type(error).__name__})"
-
-    def _publish_live(self, image: Image, captured_at: float) -> None:
-        self._hub.publish(self._converter.convert(image), captured_at, live=True)
-        with self._counters.counting() as counters:
-            counters.frames_captured += 1
 
     def _offline_until_retry(self) -> bool:
         """Serve the offline picture through one backoff delay. False when the
@@ -248,14 +299,35 @@ class CaptureWorker:
                 return False
 
     def _publish_offline(self, now: float) -> None:
-        wall_clock = time.time()
-        key = OfflinePainter.key(wall_clock)
-        if self._offline_pixels is None or self._offline_pixels[0] != key:
-            pixels = self._converter.convert(self._offline_painter.paint(wall_clock))
-            self._offline_pixels = (key, pixels)
-        self._hub.publish(self._offline_pixels[1], now, live=False)
+        pixels = self._offline_picture(time.time())
+        self._hub.publish(pixels, now, live=False)
+        passthrough = self._passthrough
+        if passthrough is not None and passthrough.wanted:
+            if self._offline_h264 is None:
+                settings = self._settings
+                self._offline_h264 = OfflineEncoder(settings.width, settings.height, settings.fps)
+            unit = self._offline_h264.encode(pixels)
+            if unit is not None:
+                passthrough.publish(unit, now)
         with self._counters.counting() as counters:
             counters.offline_frames += 1
+
+    def _offline_picture(self, wall_clock: float) -> I420:
+        """The offline picture, drawn again once a second (its clock)."""
+        key = int(wall_clock)
+        if self._offline_pixels is not None and self._offline_pixels[0] == key:
+            return self._offline_pixels[1]
+        if self._offline_painter is None:
+            # Drawn with OpenCV, which is loaded only once a source has failed.
+            from intercom_fsm.adapters.camera.bgr import I420Converter
+            from intercom_fsm.adapters.camera.pictures import OfflinePainter
+
+            width, height = self._settings.width, self._settings.height
+            self._offline_painter = (OfflinePainter(width, height), I420Converter(width, height))
+        painter, converter = self._offline_painter
+        pixels = converter.convert(painter.paint(wall_clock))
+        self._offline_pixels = (key, pixels)
+        return pixels
 
     def _fail(self, reason: str) -> None:
         with self._counters.counting() as counters:
@@ -278,6 +350,10 @@ class CaptureWorker:
     def _wanted(self) -> bool:
         with self._condition:
             return self._demanded and not self._stopping
+
+    def _pictures_are_wanted(self) -> bool:
+        with self._condition:
+            return self._pictures_wanted
 
     def _wait_for_demand(self) -> bool:
         with self._condition:

@@ -1,7 +1,9 @@
 """Turning captured pictures into the frames viewers receive.
 
 The capture thread converts each picture once to planar YUV 4:2:0 (I420), the
-layout VP8 and H.264 encode from. Each viewer's track then wraps the same
+layout VP8 and H.264 encode from: pictures PyAV decodes with
+:mod:`.yuv`, BGR pictures (OpenCV's, the ones the adapter draws) with
+:mod:`.bgr`. Each viewer's track then wraps the same
 read-only pixel buffer in its own :class:`av.VideoFrame` without copying, so
 the conversion cost does not grow with the number of viewers and no viewer's
 encoder can change another's frame (aiortc's H.264 encoder rewrites a frame's
@@ -21,11 +23,8 @@ import fractions
 
 import attrs
 import av
-import cv2
 import numpy as np
 from numpy.typing import NDArray
-
-from intercom_fsm.adapters.camera.pictures import Image, as_image
 
 VIDEO_CLOCK_RATE = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
@@ -66,48 +65,6 @@ class Letterbox:
         left = (width - fitted_width) // 4 * 2
         top = (height - fitted_height) // 4 * 2
         return cls(left, top, fitted_width, fitted_height)
-
-
-class I420Converter:
-    """Scales a BGR picture to the output size and converts it to I420."""
-
-    def __init__(self, width: int, height: int) -> None:
-        if width % 2 or height % 2:
-            raise ValueError("I420 needs an even width and height")
-        self._width = width
-        self._height = height
-        self._letterboxes: dict[tuple[int, int], Letterbox] = {}
-
-    def convert(self, image: Image) -> I420:
-        bgr = _as_bgr(image)
-        source_height, source_width = bgr.shape[:2]
-        if (source_width, source_height) != (self._width, self._height):
-            bgr = self._scaled(bgr, source_width, source_height)
-        pixels = as_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
-        pixels.flags.writeable = False
-        return pixels
-
-    def _scaled(self, bgr: Image, source_width: int, source_height: int) -> Image:
-        box = self._letterboxes.get((source_width, source_height))
-        if box is None:
-            box = Letterbox.fit(source_width, source_height, self._width, self._height)
-            self._letterboxes[(source_width, source_height)] = box
-        shrinking = box.width < source_width
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        scaled = as_image(cv2.resize(bgr, (box.width, box.height), interpolation=interpolation))
-        if (box.width, box.height) == (self._width, self._height):
-            return scaled
-        canvas = np.zeros((self._height, self._width, 3), np.uint8)
-        canvas[box.top : box.top + box.height, box.left : box.left + box.width] = scaled
-        return canvas
-
-
-def _as_bgr(image: Image) -> Image:
-    if image.ndim == 2:
-        return as_image(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
-    if image.shape[2] == 4:
-        return as_image(cv2.cvtColor(image, cv2.COLOR_BGRA2BGR))
-    return image
 
 
 def video_frame(picture: Picture, pts: int) -> av.VideoFrame:

@@ -131,7 +131,8 @@ class ViewerTrack(MediaStreamTrack):
     ``stop()`` must be called on the event loop (aiortc does).
 
     Once the viewer's codec is known, :meth:`share_encoder` may switch the
-    track to a shared encoder's packets, which aiortc sends without encoding.
+    track to a shared encoder's packets (or the camera's own H.264), which
+    aiortc sends without encoding.
     """
 
     kind = "video"
@@ -140,7 +141,9 @@ class ViewerTrack(MediaStreamTrack):
         self,
         hub: FrameHub,
         on_stop: Callable[[ViewerTrack], None],
-        shared_encoder: Callable[[str], SharedEncoder | None] = lambda _mime: None,
+        shared_encoder: Callable[[str, str | None], SharedEncoder | None] = (
+            lambda _mime, _profile: None
+        ),
     ) -> None:
         super().__init__()
         self._hub = hub
@@ -152,12 +155,13 @@ class ViewerTrack(MediaStreamTrack):
         self._last_sequence: int | None = None
         self._last_pts = -1
 
-    def share_encoder(self, mime_type: str) -> bool:
+    def share_encoder(self, mime_type: str, profile_level_id: str | None = None) -> bool:
         """Take encoded packets from the shared encoder for ``mime_type`` (the
-        codec the viewer's connection negotiated), if there is one."""
+        codec the viewer's connection negotiated; for H.264 also the
+        ``profile-level-id`` the answer gave), if there is one."""
         if self._packets is not None or self.readyState != "live":
             return self._packets is not None
-        encoder = self._find_shared_encoder(mime_type.lower())
+        encoder = self._find_shared_encoder(mime_type.lower(), profile_level_id)
         if encoder is None:
             return False
         self._encoder = encoder

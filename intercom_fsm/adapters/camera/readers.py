@@ -2,10 +2,19 @@
 time. Only the capture thread uses a reader.
 
 A reader splits reading in two, as OpenCV does: :meth:`FrameReader.grab` takes
-the next picture from the source (cheap: no colour conversion), and
-:meth:`FrameReader.retrieve` decodes the last grabbed one. The capture thread
-grabs every picture a live source produces, so nothing queues up in the
-driver or in FFmpeg, and retrieves only those it delivers.
+the next picture from the source (cheap: no decoding where the codec allows
+it), and :meth:`FrameReader.retrieve` gives the last grabbed one as I420. The
+capture thread grabs every picture a live source produces, so nothing queues
+up in the driver or in FFmpeg, and retrieves only those it delivers. A source
+that delivers H.264 also hands over each grabbed access unit as it came
+(:meth:`FrameReader.encoded`), for the viewers that take the camera's own
+stream; while no viewer needs pictures (:meth:`FrameReader.set_pictures_wanted`)
+it decodes nothing.
+
+Who reads what: network streams and files go through PyAV
+(:mod:`.av_reader`), which decodes straight to YUV; capture devices through
+OpenCV (:mod:`.opencv_reader`), whose V4L2 support the PyAV wheel lacks; the
+test pattern is drawn. OpenCV is only imported for the sources that need it.
 
 ``read_interval`` says who paces the source: ``0.0`` for live sources, which
 hand out pictures at their own rate, and the time between pictures for files
@@ -15,176 +24,103 @@ and the test pattern, which would otherwise be read as fast as they decode.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Protocol
 
-import cv2
-import numpy as np
+import attrs
 
-from intercom_fsm.adapters.camera.pictures import Image, TestPatternPainter, as_image
-from intercom_fsm.adapters.camera.sources import (
-    CameraIndex,
-    DevicePath,
-    StreamUrl,
-    TestPattern,
-    VideoFile,
-    VideoSource,
-)
+from intercom_fsm.adapters.camera.frames import I420
+from intercom_fsm.adapters.camera.h264 import AccessUnit, ParameterSets
+from intercom_fsm.adapters.camera.sources import StreamUrl, TestPattern, VideoFile, VideoSource
 
 logger = logging.getLogger(__name__)
 
-NETWORK_TIMEOUT_MS = 2000
-"""Open and read timeout for network streams: without it a stalled stream
-blocks ``read()`` for 30 s."""
-
-MAX_FILE_FPS = 240.0
-"""A file claiming a higher rate (or none) is played at the configured fps."""
+NETWORK_TIMEOUT = 2.0
+"""Default open and read timeout of network streams, in seconds: without one
+a stalled stream blocks a read for 30 s."""
 
 
 class SourceUnavailable(Exception):
     """The source could not be opened. The message is safe to log."""
 
 
+class UndecodablePicture(Exception):
+    """The source gave a picture that cannot be decoded."""
+
+
+@attrs.frozen
+class SourceFormat:
+    """What an open source delivers."""
+
+    codec: str
+    """FFmpeg's name of the source's codec (``h264``, ``mjpeg``), or ``raw``
+    for pictures OpenCV or the adapter itself hand over decoded."""
+    width: int
+    height: int
+    h264: ParameterSets | None = None
+    """Set when the source's H.264 can be passed through to viewers as it is."""
+    passthrough_refused: str | None = None
+    """Why an H.264 source cannot be passed through (B-frames, say)."""
+
+    @property
+    def description(self) -> str:
+        if self.h264 is not None:
+            return f"{self.h264.description} {self.width}x{self.height}, passed through"
+        text = f"{self.codec} {self.width}x{self.height}"
+        if self.passthrough_refused:
+            text += f", not passed through: {self.passthrough_refused}"
+        return text
+
+
 class FrameReader(Protocol):
     @property
     def read_interval(self) -> float: ...
+
+    @property
+    def source_format(self) -> SourceFormat: ...
+
+    @property
+    def pictures_decoded(self) -> int:
+        """Pictures decoded since the source was opened."""
+        ...
+
+    def set_pictures_wanted(self, wanted: bool) -> None:
+        """Whether anyone needs decoded pictures right now."""
+        ...
 
     def grab(self) -> bool:
         """Take the next picture; False when the source failed or stalled."""
         ...
 
-    def retrieve(self) -> Image | None:
-        """The last grabbed picture, or None when it cannot be decoded."""
+    def retrieve(self) -> I420 | None:
+        """The last grabbed picture; None when there is none to deliver (an
+        H.264 decoder waiting for its first IDR). Raises
+        :class:`UndecodablePicture` when the picture is broken."""
+        ...
+
+    def encoded(self) -> AccessUnit | None:
+        """The last grabbed H.264 access unit, when the source can be passed through."""
         ...
 
     def release(self) -> None: ...
 
 
-class TestPatternReader:
-    __test__ = False  # not a pytest test class, despite the name
-
-    def __init__(self, width: int, height: int, fps: float) -> None:
-        self._painter = TestPatternPainter(width, height)
-        self._interval = 1.0 / fps
-
-    @property
-    def read_interval(self) -> float:
-        return self._interval
-
-    def grab(self) -> bool:
-        return True
-
-    def retrieve(self) -> Image:
-        return self._painter.paint(time.time())
-
-    def release(self) -> None:
-        pass
+@attrs.frozen
+class ReaderSettings:
+    width: int
+    height: int
+    fps: float
+    rtsp_transport: str = "tcp"
+    network_timeout: float = NETWORK_TIMEOUT
 
 
-class OpenCvReader:
-    """A camera, a file or a network stream, through ``cv2.VideoCapture``.
-
-    A file is looped: at its end the reader rewinds (or reopens it when the
-    container cannot seek) and goes on. At the end of anything else the source
-    has failed."""
-
-    def __init__(
-        self,
-        source: CameraIndex | DevicePath | VideoFile | StreamUrl,
-        width: int,
-        height: int,
-        fps: float,
-    ) -> None:
-        self._source = source
-        self._capture = _open_capture(source)
-        if isinstance(source, CameraIndex | DevicePath):
-            _prefer_size(self._capture, width, height, fps)
-        self._grabbed_since_start = 0
-        self._interval = 0.0
-        if isinstance(source, VideoFile):
-            native = float(self._capture.get(cv2.CAP_PROP_FPS))
-            rate = native if 0.0 < native <= MAX_FILE_FPS else fps
-            self._interval = 1.0 / rate
-
-    @property
-    def read_interval(self) -> float:
-        return self._interval
-
-    def grab(self) -> bool:
-        if self._capture.grab():
-            self._grabbed_since_start += 1
-            return True
-        if not isinstance(self._source, VideoFile) or self._grabbed_since_start == 0:
-            return False
-        return self._loop_file()
-
-    def _loop_file(self) -> bool:
-        self._grabbed_since_start = 0
-        if self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0) and self._capture.grab():
-            self._grabbed_since_start = 1
-            return True
-        self._capture.release()
-        try:
-            self._capture = _open_capture(self._source)
-        except SourceUnavailable:
-            return False
-        if self._capture.grab():
-            self._grabbed_since_start = 1
-            return True
-        return False
-
-    def retrieve(self) -> Image | None:
-        ok, image = self._capture.retrieve()
-        if not ok or image is None or image.dtype != np.uint8:
-            return None
-        return as_image(image)
-
-    def release(self) -> None:
-        self._capture.release()
-
-
-def _open_capture(source: CameraIndex | DevicePath | VideoFile | StreamUrl) -> cv2.VideoCapture:
-    match source:
-        case StreamUrl(url=url):
-            capture = cv2.VideoCapture(
-                url,
-                cv2.CAP_FFMPEG,
-                [
-                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-                    NETWORK_TIMEOUT_MS,
-                    cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                    NETWORK_TIMEOUT_MS,
-                ],
-            )
-        case VideoFile(path=path):
-            capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-        case CameraIndex(index=index):
-            capture = cv2.VideoCapture(index)
-        case DevicePath(path=path):
-            capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        capture.release()
-        raise SourceUnavailable(f"cannot open {source.description}")
-    return capture
-
-
-def _prefer_size(capture: cv2.VideoCapture, width: int, height: int, fps: float) -> None:
-    """Ask a capture device for about the size and rate it will be scaled to, and
-    for the smallest driver queue. Drivers pick the nearest mode they have, or
-    ignore the request; either is fine."""
-    capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-    capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
-    capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
-    capture.set(cv2.CAP_PROP_FPS, fps)
-
-
-def open_reader(source: VideoSource, width: int, height: int, fps: float) -> FrameReader:
+def open_reader(source: VideoSource, settings: ReaderSettings) -> FrameReader:
     """Open ``source``; raises :class:`SourceUnavailable` when it cannot."""
+    if isinstance(source, StreamUrl | VideoFile):
+        from intercom_fsm.adapters.camera.av_reader import PyAvReader
+
+        return PyAvReader(source, settings)
+    from intercom_fsm.adapters.camera.opencv_reader import OpenCvReader, TestPatternReader
+
     if isinstance(source, TestPattern):
-        return TestPatternReader(width, height, fps)
-    try:
-        return OpenCvReader(source, width, height, fps)
-    except cv2.error as error:
-        # OpenCV's message may quote the URL, credentials included.
-        logger.debug("OpenCV refused %s: %s", source.description, type(error).__name__)
-        raise SourceUnavailable(f"cannot open {source.description}") from None
+        return TestPatternReader(settings.width, settings.height, settings.fps)
+    return OpenCvReader(source, settings.width, settings.height, settings.fps)

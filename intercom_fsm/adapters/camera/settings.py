@@ -5,6 +5,8 @@ from __future__ import annotations
 import attrs
 
 MAX_FPS = 120.0
+RTSP_TRANSPORTS = ("tcp", "udp")
+H264_ENCODERS = ("auto", "software")
 
 
 def _even_size(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -15,6 +17,11 @@ def _even_size(_instance: object, attribute: attrs.Attribute[int], value: int) -
 def _frame_rate(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not 0 < value <= MAX_FPS:
         raise ValueError(f"{attribute.name} must be more than 0 and at most {MAX_FPS:g}")
+
+
+def _timeout(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.1 <= value <= 60:
+        raise ValueError(f"{attribute.name} must be from 0.1 to 60 seconds")
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -39,9 +46,23 @@ class CameraSettings:
     shared_encoder: bool = True
     """Viewers that negotiate VP8 share one encoder (see :mod:`.encoding`)."""
     bitrate: int | None = None
-    """The shared encoder's ceiling in bit/s: its high layer, which viewers get
-    when their path carries it (see :mod:`.layers`); None: a default for the
-    size and rate."""
+    """The shared encoders' bitrate: the ceiling of the VP8 one (its high
+    layer, which viewers get when their path carries it, see :mod:`.layers`),
+    the target of the H.264 one; None: a default for the size and rate."""
+    rtsp_transport: str = attrs.field(
+        default="tcp", validator=attrs.validators.in_(RTSP_TRANSPORTS)
+    )
+    """How an ``rtsp://`` camera sends its packets: ``tcp`` (interleaved in the
+    RTSP connection: one port, no loss, through any NAT) or ``udp`` (lower
+    latency on a clean LAN; lost packets stay lost)."""
+    network_timeout: float = attrs.field(default=2.0, validator=_timeout)
+    """Seconds a network stream may take to open, or to deliver its next
+    packet, before it counts as failed (and is reopened with backoff)."""
+    h264_passthrough: bool = True
+    """An H.264 source's own packets go to viewers that accept its profile."""
+    h264_encoder: str = attrs.field(default="auto", validator=attrs.validators.in_(H264_ENCODERS))
+    """The shared H.264 encoder: ``auto`` uses a V4L2 memory-to-memory encoder
+    (``h264_v4l2m2m``) when the machine has one, ``software`` always libx264."""
 
     def __attrs_post_init__(self) -> None:
         if self.reopen_cap < self.reopen_base:
@@ -82,3 +103,44 @@ class CameraStats:
     shared_pictures_encoded: int = 0
     """Pictures the shared VP8 encoder encoded (once each, for all its viewers)."""
     shared_keyframes: int = 0
+    source_codec: str | None = None
+    """What the open source delivers, e.g. ``H.264 High 3.0 640x480, passed
+    through`` or ``mjpeg 640x480``; None until it has opened."""
+    pictures_decoded: int = 0
+    """Pictures the capture decoded. An H.264 source whose viewers all take
+    its own packets decodes none."""
+    passthrough_viewers: int = 0
+    """Viewers receiving the camera's own H.264 packets."""
+    passthrough_packets: int = 0
+    """Access units handed to passthrough viewers (once each, for all of them)."""
+    h264_encoder: str | None = None
+    """The shared H.264 encoder in use (``h264_v4l2m2m``, ``libx264``), once chosen."""
+    h264_encoder_hardware: bool = False
+    h264_encoder_fallbacks: int = 0
+    """Times a hardware encoder failed and software took over."""
+    shared_h264_pictures_encoded: int = 0
+
+
+@attrs.frozen
+class MediaPath:
+    """How the camera reaches viewers, for ``status`` and ``/metrics``."""
+
+    source: str | None
+    """``CameraStats.source_codec``: what the source delivers."""
+    passthrough_viewers: int
+    h264_encoder: str | None
+    """The shared H.264 encoder and why it was chosen, e.g. ``libx264 (software):
+    no V4L2 memory-to-memory H.264 encoder on this machine``."""
+    h264_encoder_hardware: bool
+    h264_encoder_fallbacks: int
+
+    @property
+    def lines(self) -> list[str]:
+        shown = [f"camera: {self.source or 'not open yet'}"]
+        if self.passthrough_viewers:
+            shown.append(f"viewers of the camera's own H.264: {self.passthrough_viewers}")
+        if self.h264_encoder:
+            shown.append(f"H.264 encoder: {self.h264_encoder}")
+        if self.h264_encoder_fallbacks:
+            shown.append(f"hardware encoder failures: {self.h264_encoder_fallbacks}")
+        return shown

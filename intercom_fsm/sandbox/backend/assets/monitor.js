@@ -172,9 +172,15 @@
       const state = peer.connectionState;
       if (state === "connected") {
         setStatus("Streaming.", "ok");
-      } else if (state === "failed" || state === "disconnected") {
-        setStatus("The stream dropped. Trying again…", "error");
-        scheduleReoffer();
+      } else if (state === "failed" || state === "disconnected" || state === "closed") {
+        if (watch.online) {
+          setStatus("The stream dropped. Trying again…", "error");
+          scheduleReoffer();
+        } else {
+          // The call was kept through the device's reconnect, and now ended.
+          closePeer();
+          setStatus("The device is offline. Waiting for it to come back…", "error");
+        }
       }
     };
     setStatus("Connecting to the device…", "busy");

@@ -1,0 +1,193 @@
+"""A synthetic H.264 IP camera for the harness and the tests: the MJPEG bench
+camera (time-stamped pictures) re-encoded by GStreamer's RTSP server
+(``bench/rtsp_server.py``), both as child processes.
+
+The RTSP server runs with the system's Python (``/usr/bin/python3``), which
+has the GStreamer bindings; the project's virtualenv does not.
+:func:`rtsp_server_missing` says what is missing on a machine without them.
+
+    with RtspSourceProcess(640, 480, 15) as camera:
+        camera.url          # rtsp://127.0.0.1:<port>/stamp
+        camera.transports() # the Transport header of every SETUP so far
+        camera.pause()      # SIGSTOP: a camera that hangs with its sockets open
+        camera.resume()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Final, Self
+
+from bench.mjpeg_source import MjpegSourceProcess
+
+SYSTEM_PYTHON: Final = "/usr/bin/python3"
+SERVER_SCRIPT: Final = Path(__file__).with_name("rtsp_server.py")
+DEBIAN_PACKAGES: Final = (
+    "python3-gi",
+    "gir1.2-gst-rtsp-server-1.0",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-bad",
+    "gstreamer1.0-plugins-ugly",
+)
+GOP_SECONDS: Final = 2.0
+_CHECK = (
+    "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
+    "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
+    "missing = [e for e in ('x264enc', 'h264parse', 'rtph264pay', 'souphttpsrc',"
+    " 'multipartdemux', 'jpegdec', 'videoconvert') if Gst.ElementFactory.find(e) is None];"
+    "print(' '.join(missing))"
+)
+
+
+def rtsp_server_missing() -> str | None:
+    """Why the RTSP server cannot run here, or None when it can."""
+    if not Path(SYSTEM_PYTHON).exists():
+        return f"{SYSTEM_PYTHON} is missing"
+    try:
+        result = subprocess.run(
+            [SYSTEM_PYTHON, "-c", _CHECK], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return "the GStreamer check timed out"
+    if result.returncode != 0:
+        return f"GStreamer's RTSP server bindings are missing (Debian: {' '.join(DEBIAN_PACKAGES)})"
+    if result.stdout.strip():
+        return f"GStreamer elements missing: {result.stdout.strip()}"
+    return None
+
+
+def default_kbps(width: int, height: int, fps: float) -> int:
+    """What an IP camera would send: about 0.1 bit per pixel per picture."""
+    return max(200, round(0.1 * width * height * fps / 1000))
+
+
+class RtspSourceProcess:
+    READY_TIMEOUT_S: Final = 20.0
+    STOP_TIMEOUT_S: Final = 5.0
+
+    def __init__(
+        self,
+        width: int = 640,
+        height: int = 480,
+        fps: float = 15.0,
+        gop_seconds: float = GOP_SECONDS,
+        inband_parameter_sets: bool = False,
+    ) -> None:
+        self.width, self.height, self.fps = width, height, fps
+        self.gop_seconds = gop_seconds
+        self._inband = inband_parameter_sets
+        self._mjpeg = MjpegSourceProcess(width, height, fps)
+        self._process: subprocess.Popen[str] | None = None
+        self._url: str | None = None
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the RTSP source has not been started")
+        return self._url
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the RTSP source has not been started")
+        return self._process.pid
+
+    def transports(self) -> list[str]:
+        """The Transport header of every SETUP a client sent, in order."""
+        with self._lock:
+            return [
+                line.removeprefix("SETUP ") for line in self._lines if line.startswith("SETUP ")
+            ]
+
+    def start(self) -> Self:
+        self._mjpeg.start()
+        command = [
+            SYSTEM_PYTHON,
+            str(SERVER_SCRIPT),
+            f"--mjpeg={self._mjpeg.url}",
+            f"--fps={self.fps:g}",
+            f"--gop={self.gop_seconds:g}",
+            f"--kbps={default_kbps(self.width, self.height, self.fps)}",
+        ]
+        if self._inband:
+            command.append("--inband")
+        try:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+            )
+            lines: queue.Queue[str | None] = queue.Queue()
+            assert self._process.stdout is not None
+            threading.Thread(
+                target=self._drain, args=(self._process.stdout, lines), daemon=True
+            ).start()
+            self._url = self._ready_url(lines)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def pause(self) -> None:
+        """The camera hangs: its process stops, its sockets stay open."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGCONT)
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=self.STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=self.STOP_TIMEOUT_S)
+        self._mjpeg.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _drain(self, stream: IO[str], lines: queue.Queue[str | None]) -> None:
+        with stream, contextlib.suppress(ValueError, OSError):
+            for line in stream:
+                with self._lock:
+                    self._lines.append(line.strip())
+                lines.put(line)
+        lines.put(None)
+
+    def _ready_url(self, lines: queue.Queue[str | None]) -> str:
+        deadline = time.monotonic() + self.READY_TIMEOUT_S
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the RTSP server did not report READY")
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError("the RTSP server exited before it was ready (see its stderr)")
+            if line.startswith("READY "):
+                return line.removeprefix("READY ").strip()

@@ -1,0 +1,180 @@
+"""The camera's own H.264, sent to every viewer that can take it, untouched.
+
+When the source delivers H.264 and a viewer's connection settled on H.264 at
+the camera's profile (:mod:`intercom_fsm.adapters.peer_codecs`), that
+viewer's track takes the camera's access units (Annex-B, parameter sets
+before every IDR: :mod:`.h264`) as already encoded packets: no decoding, no
+encoding, whatever the number of such viewers. aiortc only packetizes them.
+
+What the shared stream cannot do, and what stands in for it:
+
+* start anywhere: a viewer's queue waits for the camera's next IDR, so a
+  joiner's first picture comes within one GOP (the camera's keyframe
+  interval: set it to 1 to 2 s);
+* answer a viewer's picture-loss request (PLI/FIR): an RTSP camera or a file
+  cannot be asked for a keyframe, so a viewer that lost packets recovers at
+  the next IDR, and a viewer that falls behind drops its queue and waits for
+  the next IDR (:mod:`.keyframe_queue`);
+* follow a viewer's bandwidth: the camera's bitrate is what everyone gets.
+
+While the source is down the capture thread encodes its offline picture to
+H.264 for these viewers (:class:`OfflineEncoder`), so they see it as the
+others do; once the camera is back every queue waits for its next IDR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import threading
+from collections.abc import Callable
+
+import av
+from av.video.frame import PictureType
+
+from intercom_fsm.adapters.camera.frames import (
+    I420,
+    PIXEL_FORMAT,
+    VIDEO_CLOCK_RATE,
+    VIDEO_TIME_BASE,
+)
+from intercom_fsm.adapters.camera.h264 import AccessUnit
+from intercom_fsm.adapters.camera.hub import EncodedPackets, FrameHub
+from intercom_fsm.adapters.camera.keyframe_queue import KeyframeQueue
+
+OFFLINE_BITRATE = 200_000
+
+
+class H264Passthrough:
+    """The fan-out of the camera's access units to the viewers' queues.
+
+    :meth:`publish` runs on the capture thread; everything else on the event
+    loop. ``on_viewers_changed`` is called (on the loop) when a viewer joins
+    or leaves, so the camera can stop decoding when nobody needs pictures.
+    """
+
+    def __init__(self, hub: FrameHub, on_viewers_changed: Callable[[], None]) -> None:
+        self._hub = hub
+        self._on_viewers_changed = on_viewers_changed
+        self._queues: set[KeyframeQueue] = set()
+        self._lock = threading.Lock()
+        self._wanted = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_pts = -1
+        self.packets_published = 0
+        self.keyframe_requests = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._loop = loop
+
+    @property
+    def viewers(self) -> int:
+        return len(self._queues)
+
+    # --- capture thread -------------------------------------------------------------
+
+    @property
+    def wanted(self) -> bool:
+        """Someone takes the access units: worth handing them over."""
+        with self._lock:
+            return self._wanted
+
+    def publish(self, unit: AccessUnit, captured_at: float) -> None:
+        with self._lock:
+            loop = self._loop if self._wanted else None
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+            loop.call_soon_threadsafe(self._deliver, unit, captured_at)
+
+    # --- event loop -----------------------------------------------------------------
+
+    def subscribe(self) -> KeyframeQueue:
+        queue = KeyframeQueue()
+        self._queues.add(queue)
+        self._set_wanted()
+        self._on_viewers_changed()
+        return queue
+
+    def unsubscribe(self, queue: EncodedPackets) -> None:
+        if not isinstance(queue, KeyframeQueue) or queue not in self._queues:
+            return
+        queue.close()
+        self._queues.discard(queue)
+        self._set_wanted()
+        self._on_viewers_changed()
+
+    def request_keyframe(self, urgent: bool = False) -> None:
+        """A viewer lost pictures. The camera cannot be asked (see the
+        module): the viewer recovers at its next IDR."""
+        self.keyframe_requests += 1
+
+    def restart(self) -> None:
+        """The stream changed underneath (the camera came back): every viewer
+        waits for the next IDR."""
+        for queue in self._queues:
+            queue.restart()
+
+    def restart_soon(self) -> None:
+        """:meth:`restart`, from the capture thread."""
+        with self._lock:
+            loop = self._loop if self._wanted else None
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.restart)
+
+    def close(self) -> None:
+        for queue in list(self._queues):
+            self.unsubscribe(queue)
+
+    def _set_wanted(self) -> None:
+        with self._lock:
+            self._wanted = bool(self._queues)
+
+    def _deliver(self, unit: AccessUnit, captured_at: float) -> None:
+        if not self._queues:
+            return
+        packet = av.Packet(unit.data)
+        pts = max(self._hub.pts(captured_at), self._last_pts + 1)
+        self._last_pts = pts
+        packet.pts = pts
+        packet.dts = pts
+        packet.time_base = VIDEO_TIME_BASE
+        packet.is_keyframe = unit.keyframe
+        self.packets_published += 1
+        for queue in list(self._queues):
+            queue.put(packet, unit.keyframe)
+
+
+class OfflineEncoder:
+    """The offline picture as H.264 for passthrough viewers, each one an IDR
+    (it changes once a second and is sent at the configured rate; a flat
+    picture's IDR is a few kilobytes). Constrained Baseline, which every
+    H.264 decoder that takes the camera's profile also decodes."""
+
+    def __init__(self, width: int, height: int, fps: float) -> None:
+        codec = av.CodecContext.create("libx264", "w")
+        assert isinstance(codec, av.VideoCodecContext)
+        codec.width = width
+        codec.height = height
+        codec.pix_fmt = PIXEL_FORMAT
+        codec.time_base = VIDEO_TIME_BASE
+        codec.framerate = fractions.Fraction(fps).limit_denominator(1000)
+        codec.bit_rate = OFFLINE_BITRATE
+        codec.profile = "Baseline"
+        codec.options = {"tune": "zerolatency", "preset": "ultrafast"}
+        codec.thread_count = 1
+        self._codec = codec
+        self._step = max(1, round(VIDEO_CLOCK_RATE / fps))
+        self._pts = 0
+
+    def encode(self, pixels: I420) -> AccessUnit | None:
+        frame = av.VideoFrame.from_numpy_buffer(pixels, format=PIXEL_FORMAT)
+        frame.pts = self._pts
+        frame.time_base = VIDEO_TIME_BASE
+        frame.pict_type = PictureType.I
+        self._pts += self._step
+        data = b"".join(bytes(packet) for packet in self._codec.encode(frame))
+        return AccessUnit(data, keyframe=True) if data else None
