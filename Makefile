@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench diagram clean browser
+.PHONY: demo test lint typecheck pytest bench bench-network bench-audio diagram clean browser netlab
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,21 @@ browser:
 	  fi; \
 	fi
 
+# Debian packages of the network tests (tests/netlab/): iproute2 for namespaces,
+# veth and tc, nftables for loss, outages and blocked ports, coturn for TURN.
+netlab:
+	@missing=""; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
+	command -v turnserver >/dev/null 2>&1 || missing="$$missing coturn"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing Debian packages for the network tests:$$missing" >&2; \
+	  fi; \
+	fi
+
 # The sandbox backend and the daemon streaming a test pattern; open the printed
 # viewer page, sign in, approve the code. ARGS="--auto-approve --duration 60" for scripts.
 demo: $(STAMP)
@@ -52,7 +67,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict intercom_fsm
 
-pytest: $(STAMP) browser
+pytest: $(STAMP) browser netlab
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
@@ -62,6 +77,15 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/fsm.py
 	$(BIN)/python bench/pipeline.py $(ARGS)
+
+# Slow, lossy and broken links against the naive client (as root: network
+# namespaces; about 15 minutes, writes bench/results/network.md). ARGS=--quick: 6.
+bench-network: $(STAMP) netlab
+	$(BIN)/python bench/network.py $(ARGS)
+
+# Two-way audio on a sound server in user space, beside MediaPlayer/MediaRecorder.
+bench-audio: $(STAMP) browser
+	$(BIN)/python bench/audio.py $(ARGS)
 
 diagram: $(STAMP)
 	$(BIN)/intercom-fsm diagram

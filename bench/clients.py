@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -140,10 +141,22 @@ class DaemonClient:
 class NaiveClient:
     name = "naive"
 
-    def __init__(self, info: SandboxInfo, workdir: Path, lag_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        info: SandboxInfo,
+        workdir: Path,
+        lag_file: Path | None = None,
+        *,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        """``wrap`` and ``environ``: another command line and environment for
+        the process (the network bench runs it in a namespace)."""
         self._info = info
         self._workdir = workdir
         self._lag_file = lag_file
+        self._wrap = wrap
+        self._environ = environ
         self._process: subprocess.Popen[str] | None = None
         self._lines: list[dict[str, object]] = []
         self._changed = threading.Condition()
@@ -174,10 +187,11 @@ class NaiveClient:
         if self._info.client_secret:
             args += ["--client-secret", self._info.client_secret]
         log = (self._workdir / f"naive-{self._runs}.log").open("ab")
+        command = probe_command("bench.naive_client", args, self._lag_file)
         self._process = subprocess.Popen(
-            probe_command("bench.naive_client", args, self._lag_file),
+            self._wrap(command) if self._wrap is not None else command,
             cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**(self._environ or os.environ), "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -349,8 +350,18 @@ class MjpegSourceProcess:
     READY_TIMEOUT_S: Final = 15.0
     STOP_TIMEOUT_S: Final = 5.0
 
-    def __init__(self, width: int, height: int, fps: float, quality: int = 80) -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: float,
+        quality: int = 80,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
+        """``wrap`` turns the command line into another (e.g. run it in a
+        network namespace: its URL is then on that namespace's loopback)."""
         self.width, self.height, self.fps, self.quality = width, height, fps, quality
+        self._wrap = wrap
         self._process: subprocess.Popen[str] | None = None
         self._url: str | None = None
 
@@ -390,7 +401,7 @@ class MjpegSourceProcess:
             f"--quality={self.quality}",
         ]
         process = subprocess.Popen(
-            command,
+            self._wrap(command) if self._wrap is not None else command,
             cwd=Path(__file__).resolve().parents[1],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -53,6 +53,12 @@ class StampViewer:
     info: SandboxInfo
     device_code: str
     offer_when_online: bool = True
+    keep_live_call: bool = False
+    """When the device comes back online, keep a call that is still connected
+    instead of offering again (calls outlive the device's signaling socket,
+    protocol.md 3.3; the monitor page does the same)."""
+    configuration: RTCConfiguration = field(default_factory=lambda: RTCConfiguration(iceServers=[]))
+    """ICE servers (none by default: never a public STUN server) and policy."""
     h264_profile: str | None = None
     """Declare this H.264 profile in the offer (:mod:`bench.h264_offer`), as a
     browser whose decoder takes it would."""
@@ -77,7 +83,7 @@ class StampViewer:
         """Offer (again): a new peer connection replaces the old one."""
         if self._pc is not None:
             await self._pc.close()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = RTCPeerConnection(self.configuration)
         self._pc = pc
         index = len(self.offers)
         pc.addTransceiver("video", direction="recvonly")
@@ -113,6 +119,11 @@ class StampViewer:
             (f.arrived for f in self.frames if f.offer == offer and f.arrived > after), None
         )
 
+    @property
+    def peer_connection(self) -> RTCPeerConnection | None:
+        """The current offer's connection."""
+        return self._pc
+
     def between(self, start: float, end: float) -> list[ReceivedFrame]:
         return [f for f in self.frames if start <= f.arrived < end]
 
@@ -137,7 +148,8 @@ class StampViewer:
             if kind in ("welcome", "presence"):
                 online = bool(data.get("online"))
                 self.online_changes.append((time.monotonic(), online))
-                if online and self.offer_when_online:
+                live = self._pc is not None and self._pc.connectionState == "connected"
+                if online and self.offer_when_online and not (self.keep_live_call and live):
                     await self.offer()
                 continue
             pc = self._pc

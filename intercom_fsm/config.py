@@ -228,9 +228,11 @@ ENVIRONMENT_VARIABLES: tuple[Setting, ...] = (
     S("VIDEO_CODEC", "video.codec", Choice(VideoCodec), "auto",
       "Preferred codec: auto, vp8 or h264."),
     S("VIDEO_BITRATE", "video.bitrate", Integer(16_000, 50_000_000), None,
-      "Target bits/s, 16000..50000000; unset: 0.1 bit/pixel/frame, shared encoder."),
+      "Ceiling bits/s, 16000..50000000: the shared VP8 encoding's high layer (its low"
+      " layer is 35 % of it); unset: 0.1 bit/pixel/frame."),
     S("VIDEO_SHARED_ENCODER", "video.shared_encoder", Flag(), "1",
-      "1: VP8 viewers share one encoder at a fixed bitrate; 0: one each, following REMB."),
+      "1: VP8 viewers share two encodings, high and low, each viewer on what its link"
+      " carries; 0: one encoder each, following REMB."),
     S("VIDEO_RTSP_TRANSPORT", "video.rtsp_transport", Choice(RtspTransport), "tcp",
       "How an rtsp:// camera sends: tcp (one port, no loss) or udp (lower latency on a LAN)."),
     S("VIDEO_NETWORK_TIMEOUT_SECONDS", "video.network_timeout_seconds", Number(0.1, 60, True),

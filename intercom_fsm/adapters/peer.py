@@ -48,6 +48,7 @@ from intercom_fsm.adapters.peer_codecs import (
     negotiated_profile_level_id,
     plan_video,
 )
+from intercom_fsm.adapters.rtcp_feedback import FeedbackListener, observe_receiver_feedback
 from intercom_fsm.events import (
     AnswerReady,
     Event,
@@ -269,6 +270,8 @@ class PeerConnections:
             and track.share_encoder(codec, negotiated_profile_level_id(answer_sdp))
         ):
             _forward_keyframe_requests(sender, track)
+            if isinstance(track, FeedbackListener):
+                observe_receiver_feedback(sender, track)
         self._emit(AnswerReady(entry.session, entry.peer, answer_sdp))
         for candidate in local_candidates(answer_sdp):
             self._emit(LocalIceCandidate(entry.session, entry.peer, candidate))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import av
@@ -38,6 +39,7 @@ class Viewer:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.codec = codec
         self.frames: list[av.VideoFrame] = []
+        self.arrivals: list[float] = []
         self._task: asyncio.Task[None] | None = None
 
     async def offer(self) -> str:
@@ -61,6 +63,7 @@ class Viewer:
                 frame = await track.recv()
                 assert isinstance(frame, av.VideoFrame)
                 self.frames.append(frame)
+                self.arrivals.append(time.monotonic())
 
     async def close(self) -> None:
         if self._task is not None:
@@ -191,7 +194,7 @@ class KeyframeRequests:
     def __init__(self) -> None:
         self.count = 0
 
-    def request_keyframe(self, urgent: bool = False) -> None:
+    def request_keyframe(self, urgent: bool = False, layer: object = None) -> None:
         self.count += 1
 
 

@@ -1,27 +1,34 @@
-"""One VP8 encoder shared by every viewer that negotiated VP8.
+"""VP8 encoded once per picture for every viewer that negotiated VP8, in two layers.
 
 aiortc encodes a track once per viewer: three viewers of the same camera cost
 three encodes of the same picture, which is most of the daemon's CPU. When a
 viewer's connection settles on VP8, its track switches to the shared encoder
 (:meth:`ViewerTrack.share_encoder`) and hands aiortc already encoded
 packets (:class:`av.Packet`), which aiortc only packetizes (its sender takes a packet
-as "pre-encoded data"). Each picture is then encoded once, on an executor
-thread, whatever the number of viewers.
+as "pre-encoded data"). Each picture is then encoded once per *layer*, on
+executor threads, whatever the number of viewers.
+
+There are two layers (:mod:`.layers`): *high* at the ceiling (``VIDEO_BITRATE``
+or :func:`default_bitrate`) and *low* at about a third of it. Each viewer is on
+the one its receiver's reports allow (its REMB estimate and its losses, read
+by :mod:`intercom_fsm.adapters.rtcp_feedback`), so a viewer behind a slow or
+lossy link is neither frozen nor flooded while a fast one beside it keeps the
+high layer. A layer is encoded only while some viewer is on it or moving to
+it: one encoder per layer at most, never one per viewer.
 
 What a shared stream needs that a per-viewer one gets for free:
 
 * a decodable start: every viewer starts at a keyframe. A viewer joining
-  asks the encoder for one, and skips packets until it comes;
-* recovery: a viewer's picture-loss request (RTCP PLI/FIR) asks for a keyframe
-  too, at most one per :data:`KEYFRAME_MIN_INTERVAL` for everyone;
+  asks its layer for one, and skips packets until it comes;
+* switching layers without a broken picture: a viewer moving to another layer
+  keeps the old one until the new layer's next keyframe (asked for at once),
+  and takes the new layer from that keyframe on;
+* recovery: a viewer's picture-loss request (RTCP PLI/FIR) asks its layer for
+  a keyframe, at most one per :data:`KEYFRAME_MIN_INTERVAL` for everyone on it;
 * no skipped packets: a VP8 delta frame needs the frame before it, so a
   viewer that falls :data:`QUEUE_LIMIT` packets behind drops its queue and
   waits for the next keyframe (it then gets the newest picture, never a
-  backlog);
-* one bitrate for all: the target is ``VIDEO_BITRATE`` or
-  :func:`default_bitrate`; the receivers' bandwidth estimates (REMB), which
-  aiortc applies to per-viewer encoders, are not followed. A viewer that must
-  adapt gets per-viewer encoding with ``VIDEO_SHARED_ENCODER=0``.
+  backlog).
 """
 
 from __future__ import annotations
@@ -39,11 +46,14 @@ from av.video.frame import PictureType
 
 from intercom_fsm.adapters.camera.frames import PIXEL_FORMAT, VIDEO_TIME_BASE, Picture, video_frame
 from intercom_fsm.adapters.camera.hub import EncodedPackets, FrameHub
+from intercom_fsm.adapters.camera.layers import Layer, LayerChooser, LayerPolicy, LayerRates
+from intercom_fsm.adapters.camera.viewer_queue import QUEUE_LIMIT, Clock, PacketQueue
+
+__all__ = ["QUEUE_LIMIT", "VP8_MIME", "PacketQueue", "SharedVp8Encoder", "default_bitrate"]
 
 logger = logging.getLogger(__name__)
 
 VP8_MIME = "video/vp8"
-QUEUE_LIMIT = 8
 KEYFRAME_MIN_INTERVAL = 0.5
 KEYFRAME_MAX_INTERVAL = 10.0
 """A keyframe at least this often, so a viewer whose loss reports never came
@@ -51,6 +61,8 @@ through still recovers."""
 BITS_PER_PIXEL = 0.1
 MIN_BITRATE = 100_000
 MAX_BITRATE = 2_500_000
+RATE_WINDOW = 2.0
+"""Seconds over which a layer's sending rate is measured."""
 
 
 def default_bitrate(width: int, height: int, fps: float) -> int:
@@ -95,75 +107,94 @@ def vp8_context(width: int, height: int, fps: float, bitrate: int) -> av.VideoCo
     return codec
 
 
-class PacketQueue:
-    """One viewer's share of the encoded stream, in order, from a keyframe on."""
+class RateMeter:
+    """Bits per second over the last :data:`RATE_WINDOW` seconds."""
 
-    def __init__(self, encoder: SharedVp8Encoder) -> None:
-        self._encoder = encoder
-        self._packets: collections.deque[av.Packet[Any]] = collections.deque()
-        self._ready = asyncio.Event()
-        self.waiting_for_keyframe = True
-        self.closed = False
-        self.delivered = 0
-        self.resets = 0
+    def __init__(self, started: float) -> None:
+        self._started = started
+        self._sizes: collections.deque[tuple[float, int]] = collections.deque()
+        self._bytes = 0
 
-    def put(self, packet: av.Packet[Any]) -> None:
-        if self.waiting_for_keyframe:
-            if not packet.is_keyframe:
-                return
-            self.waiting_for_keyframe = False
-        if len(self._packets) >= QUEUE_LIMIT:
-            # Too far behind: what is queued is stale, and skipping part of it
-            # would break the picture. Start again from the next keyframe.
-            self._packets.clear()
-            self.waiting_for_keyframe = True
-            self.resets += 1
-            self._encoder.request_keyframe()
-            return
-        self._packets.append(packet)
-        self._ready.set()
+    def add(self, now: float, size: int) -> None:
+        self._sizes.append((now, size))
+        self._bytes += size
+        self._trim(now)
 
-    async def get(self) -> av.Packet[Any] | None:
-        """The next packet; None once the queue is closed."""
-        while not self._packets:
-            if self.closed:
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        self.delivered += 1
-        return self._packets.popleft()
+    def rate(self, now: float) -> float:
+        self._trim(now)
+        span = max(0.5, min(RATE_WINDOW, now - self._started))
+        return self._bytes * 8 / span
+
+    def _trim(self, now: float) -> None:
+        while self._sizes and self._sizes[0][0] < now - RATE_WINDOW:
+            self._bytes -= self._sizes.popleft()[1]
+
+
+class LayerStream:
+    """One layer's libvpx encoder, open only while someone needs the layer."""
+
+    def __init__(self, layer: Layer, bitrate: int) -> None:
+        self.layer = layer
+        self.bitrate = bitrate
+        self.codec: av.VideoCodecContext | None = None
+        self.meter = RateMeter(0.0)
+        self.keyframe_wanted = True
+        self.last_keyframe = -float("inf")
+        self.encodes = 0
+
+    def open(self, width: int, height: int, fps: float, now: float) -> None:
+        self.codec = vp8_context(width, height, fps, self.bitrate)
+        self.meter = RateMeter(now)
+        self.keyframe_wanted = True  # libvpx starts with one anyway; say so
 
     def close(self) -> None:
-        self.closed = True
-        self._ready.set()
+        self.codec = None
 
 
 class SharedVp8Encoder:
-    """Encodes the hub's pictures once while anyone subscribes.
+    """Encodes the hub's pictures once per needed layer while anyone subscribes.
 
     Runs as a task on the event loop that only waits: each encode goes to the
-    default executor, so the loop never holds a picture's encoding time.
+    default executor (the layers' in parallel), so the loop never holds a
+    picture's encoding time. ``bitrate`` is the ceiling: the high layer's.
     """
 
-    def __init__(self, hub: FrameHub, width: int, height: int, fps: float, bitrate: int) -> None:
+    def __init__(
+        self,
+        hub: FrameHub,
+        width: int,
+        height: int,
+        fps: float,
+        bitrate: int,
+        *,
+        policy: LayerPolicy | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._hub = hub
         self._width = width
         self._height = height
         self._fps = fps
         self.bitrate = bitrate
+        self.rates = LayerRates.for_ceiling(bitrate)
+        self._policy = policy
+        self._clock = clock
+        layers = [Layer.HIGH] + ([Layer.LOW] if self.rates.low is not None else [])
+        self._streams = {layer: LayerStream(layer, self.rates.bitrate(layer)) for layer in layers}
         self._queues: set[PacketQueue] = set()
         self._task: asyncio.Task[None] | None = None
-        self._keyframe_wanted = True
-        self._last_keyframe = -float("inf")
         self._last_sequence: int | None = None
         self._last_pts = -1
         self.pictures_encoded = 0
+        """Pictures encoded, each counted once whatever the number of layers."""
         self.keyframes = 0
+        self.layer_switches = 0
 
     def subscribe(self) -> PacketQueue:
-        queue = PacketQueue(self)
+        queue = PacketQueue(
+            self, LayerChooser(self.rates, self._clock(), self._policy), self._clock
+        )
         self._queues.add(queue)
-        self.request_keyframe(urgent=True)
+        self.request_keyframe(urgent=True, layer=queue.layer)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
         return queue
@@ -176,11 +207,33 @@ class SharedVp8Encoder:
         if not self._queues:
             self._hub.wake()  # the task notices and ends
 
-    def request_keyframe(self, urgent: bool = False) -> None:
-        """The next picture is encoded as a keyframe; a joining viewer's
-        request (``urgent``) is never rate-limited, a loss report is."""
-        if urgent or time.monotonic() - self._last_keyframe >= KEYFRAME_MIN_INTERVAL:
-            self._keyframe_wanted = True
+    def request_keyframe(self, urgent: bool = False, layer: Layer | None = None) -> None:
+        """The next picture of ``layer`` (of every layer: None) is encoded as a
+        keyframe; a joining or switching viewer's request (``urgent``) is never
+        rate-limited, a loss report is."""
+        now = self._clock()
+        streams = self._streams.values() if layer is None else [self._streams[layer]]
+        for stream in streams:
+            if urgent or now - stream.last_keyframe >= KEYFRAME_MIN_INTERVAL:
+                stream.keyframe_wanted = True
+
+    def viewers_on(self, layer: Layer) -> int:
+        return sum(1 for queue in self._queues if queue.layer is layer)
+
+    def encoding(self, layer: Layer) -> bool:
+        """Whether ``layer`` has an open encoder right now."""
+        stream = self._streams.get(layer)
+        return stream is not None and stream.codec is not None
+
+    def sent_rate(self, layer: Layer) -> float:
+        """What ``layer`` has been producing lately, bit/s (0 when not encoded)."""
+        stream = self._streams.get(layer)
+        if stream is None or stream.codec is None:
+            return 0.0
+        return stream.meter.rate(self._clock())
+
+    def encodes(self, layer: Layer) -> int:
+        return self._streams[layer].encodes if layer in self._streams else 0
 
     async def close(self) -> None:
         for queue in list(self._queues):
@@ -191,27 +244,71 @@ class SharedVp8Encoder:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        codec = vp8_context(self._width, self._height, self._fps, self.bitrate)
         try:
             while self._queues:
                 picture = self._next_picture()
                 if picture is None:
                     await self._hub.wait_for_news()
                     continue
-                frame = self._frame(picture)
-                packets = await loop.run_in_executor(None, _encode, codec, frame)
+                self._choose_layers()
+                streams = self._open_needed_layers()
+                pts = max(self._hub.pts(picture.captured_at), self._last_pts + 1)
+                self._last_pts = pts
+                encoded = await asyncio.gather(
+                    *(
+                        loop.run_in_executor(None, _encode, s.codec, self._frame(picture, pts, s))
+                        for s in streams
+                    )
+                )
                 self.pictures_encoded += 1
-                for packet in packets:
-                    if packet.is_keyframe:
-                        self.keyframes += 1
-                        self._last_keyframe = time.monotonic()
-                    for queue in list(self._queues):
-                        queue.put(packet)
+                self._deliver(dict(zip((s.layer for s in streams), encoded, strict=True)))
         except Exception:
             logger.exception("the shared VP8 encoder stopped")
             for queue in list(self._queues):
                 queue.close()
             raise
+        finally:
+            for stream in self._streams.values():
+                stream.close()
+
+    def _choose_layers(self) -> None:
+        now = self._clock()
+        for queue in self._queues:
+            if queue.chooser is None:
+                continue
+            switch = queue.chooser.decide(now, self.sent_rate)
+            if switch is not None:
+                self.layer_switches += 1
+                self.request_keyframe(urgent=True, layer=switch.dest)
+                logger.info(
+                    "a viewer's video goes from the %s layer to the %s one: %s",
+                    switch.source.value,
+                    switch.dest.value,
+                    switch.reason,
+                )
+
+    def _open_needed_layers(self) -> list[LayerStream]:
+        needed = {queue.layer for queue in self._queues} | {q.target for q in self._queues}
+        now = self._clock()
+        for layer, stream in self._streams.items():
+            if layer in needed and stream.codec is None:
+                stream.open(self._width, self._height, self._fps, now)
+            elif layer not in needed and stream.codec is not None:
+                stream.close()
+        return [s for s in self._streams.values() if s.codec is not None]
+
+    def _deliver(self, encoded: dict[Layer, list[av.Packet[Any]]]) -> None:
+        now = self._clock()
+        for layer, packets in encoded.items():
+            stream = self._streams[layer]
+            stream.encodes += 1
+            for packet in packets:
+                stream.meter.add(now, packet.size)
+                if packet.is_keyframe:
+                    self.keyframes += 1
+                    stream.last_keyframe = now
+        for queue in list(self._queues):
+            queue.offer(encoded)
 
     def _next_picture(self) -> Picture | None:
         picture = self._hub.latest
@@ -225,17 +322,16 @@ class SharedVp8Encoder:
         self._last_sequence = picture.sequence
         return picture
 
-    def _frame(self, picture: Picture) -> av.VideoFrame:
-        pts = max(self._hub.pts(picture.captured_at), self._last_pts + 1)
-        self._last_pts = pts
+    def _frame(self, picture: Picture, pts: int, stream: LayerStream) -> av.VideoFrame:
         frame = video_frame(picture, pts)
-        if self._keyframe_wanted:
-            self._keyframe_wanted = False
+        if stream.keyframe_wanted:
+            stream.keyframe_wanted = False
             frame.pict_type = PictureType.I
         return frame
 
 
-def _encode(codec: av.VideoCodecContext, frame: av.VideoFrame) -> list[av.Packet[Any]]:
+def _encode(codec: av.VideoCodecContext | None, frame: av.VideoFrame) -> list[av.Packet[Any]]:
+    assert codec is not None
     packets = list(codec.encode(frame))
     for packet in packets:
         packet.time_base = VIDEO_TIME_BASE

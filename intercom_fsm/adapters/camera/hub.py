@@ -15,7 +15,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -100,6 +100,20 @@ class EncodedPackets(Protocol):
     async def get(self) -> av.Packet[Any] | None: ...
 
 
+@runtime_checkable
+class ViewerFeedback(Protocol):
+    """Packets of a shared encoder that adapts to the viewer: they take its
+    keyframe requests and its receiver's reports (see ``rtcp_feedback``)."""
+
+    def request_keyframe(self) -> None: ...
+
+    def on_remb(self, bitrate: int) -> None: ...
+
+    def on_receiver_report(
+        self, highest_sequence: int, packets_lost: int, round_trip: float | None
+    ) -> None: ...
+
+
 class SharedEncoder(Protocol):
     def subscribe(self) -> EncodedPackets: ...
 
@@ -137,6 +151,7 @@ class ViewerTrack(MediaStreamTrack):
         self._find_shared_encoder = shared_encoder
         self._encoder: SharedEncoder | None = None
         self._packets: EncodedPackets | None = None
+        self._feedback: ViewerFeedback | None = None
         self._last_sequence: int | None = None
         self._last_pts = -1
 
@@ -151,12 +166,27 @@ class ViewerTrack(MediaStreamTrack):
             return False
         self._encoder = encoder
         self._packets = encoder.subscribe()
+        packets: object = self._packets
+        self._feedback = packets if isinstance(packets, ViewerFeedback) else None
         return True
 
     def request_keyframe(self) -> None:
         """The viewer lost pictures (it sent a PLI or FIR)."""
-        if self._encoder is not None:
+        if self._feedback is not None:
+            self._feedback.request_keyframe()
+        elif self._encoder is not None:
             self._encoder.request_keyframe()
+
+    def on_remb(self, bitrate: int) -> None:
+        """The viewer's receiver estimated what its path carries."""
+        if self._feedback is not None:
+            self._feedback.on_remb(bitrate)
+
+    def on_receiver_report(
+        self, highest_sequence: int, packets_lost: int, round_trip: float | None
+    ) -> None:
+        if self._feedback is not None:
+            self._feedback.on_receiver_report(highest_sequence, packets_lost, round_trip)
 
     async def recv(self) -> av.VideoFrame | av.Packet[Any]:
         if self._packets is not None:

@@ -46,7 +46,9 @@ class CameraSettings:
     shared_encoder: bool = True
     """Viewers that negotiate VP8 share one encoder (see :mod:`.encoding`)."""
     bitrate: int | None = None
-    """The shared encoder's target in bit/s; None: a default for the size and rate."""
+    """The shared encoders' bitrate: the ceiling of the VP8 one (its high
+    layer, which viewers get when their path carries it, see :mod:`.layers`),
+    the target of the H.264 one; None: a default for the size and rate."""
     rtsp_transport: str = attrs.field(
         default="tcp", validator=attrs.validators.in_(RTSP_TRANSPORTS)
     )

@@ -1,0 +1,79 @@
+"""Video that follows each viewer: a viewer behind a slow, lossy link and a
+fast one beside it, watching the same daemon.
+
+The daemon runs in a namespace with the bench's time-stamping camera at
+640x480@15 (its high layer about 460 kbit/s); each viewer has its own veth
+link to it. The slow one's link carries 300 kbit/s (tbf, a 500 ms queue) and
+loses 3 % of the packets each way (nftables). It must neither freeze nor
+drown: at least 80 % of the frame rate, no gap over 2 s from its first frame
+on, less than its link carries. The fast viewer gets the high layer.
+
+The viewers recover from loss as browsers do (``bench/loss_recovery.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.netlab.conftest import lab_unavailable
+from tests.netlab.device_lab import DeviceLab
+from tests.netlab.lab import missing_requirements
+from tests.netlab.viewer_process import ViewerProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+FPS = 15
+SETTLE = 10.0
+"""New viewers start on the low layer; the fast one is up after its first probe."""
+WINDOW = 15.0
+
+
+def frames_between(viewer: ViewerProcess, start: float, end: float) -> list[dict[str, object]]:
+    return [f for f in viewer.frames() if start <= float(f["t"]) < end]  # type: ignore[arg-type]
+
+
+def longest_gap(viewer: ViewerProcess, until: float) -> float:
+    times = [float(f["t"]) for f in viewer.frames() if float(f["t"]) < until]  # type: ignore[arg-type]
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0) if times else until
+
+
+def kbit_per_second(viewer: ViewerProcess, start: float, end: float) -> float:
+    return viewer.payload_bytes_between(start, end) * 8 / 1000 / (end - start)
+
+
+def test_a_slow_lossy_viewer_keeps_moving_and_a_fast_one_keeps_its_quality(
+    tmp_path: Path,
+) -> None:
+    problem = missing_requirements()
+    if problem is not None:
+        lab_unavailable(problem)
+    with DeviceLab(tmp_path, ["slow", "fast"], fps=FPS) as door:
+        slow_side = door.viewer_namespace("slow")
+        link = door.link("slow")
+        for towards in (slow_side, door.device_namespace):
+            link.shape(300, towards=towards)
+            link.set_loss(3.0, towards=towards)
+        code = door.start_daemon()
+        fast, slow = door.watch("fast", code), door.watch("slow", code)
+        fast.wait_for_frames(1)
+        slow.wait_for_frames(1)
+        first = float(slow.frames()[0]["t"])  # type: ignore[arg-type]
+        start = first + SETTLE
+        end = start + WINDOW
+        slow.wait_until(lambda v: time.monotonic() >= end, end - time.monotonic() + 5, "the window")
+
+        distinct = {f["seq"] for f in frames_between(slow, start, end) if f["seq"] is not None}
+        assert len(distinct) / WINDOW >= 0.8 * FPS, f"{len(distinct) / WINDOW:.1f} fps"
+        assert longest_gap(slow, end) <= 2.0
+        slow_rate = kbit_per_second(slow, start, end)
+        fast_rate = kbit_per_second(fast, start, end)
+        assert slow_rate < 300 * 0.9  # the low layer: what the link carries, with room
+        assert fast_rate > 0.8 * 460 and fast_rate > 2 * slow_rate
+        assert door.daemon is not None
+        log = door.daemon.text()
+        assert "to the high one" in log  # the fast viewer's probe held
+        assert log.count("a viewer's video goes") <= 3  # no flapping
