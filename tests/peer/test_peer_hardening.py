@@ -61,6 +61,11 @@ async def test_an_offer_closed_while_it_is_applied_leaves_no_track(
 ) -> None:
     # A hangup (or a new offer) right behind the offer: ClosePeer runs while
     # create() is still inside aiortc, after the given number of loop turns.
+    # The camera was opened with nobody watching (it starts before the first
+    # viewer): let a viewer come and go first, so that it is idle, and so
+    # must be again whether or not this offer got as far as a track.
+    device.camera.track_for_viewer().stop()
+    await eventually(lambda: not device.camera.stats.capturing, 5, "the capture idle at first")
     viewer, offer = await viewer_offer()
     creating = asyncio.create_task(device.peers.create("hasty", 1, offer))
     for _ in range(turns):
