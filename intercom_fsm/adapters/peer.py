@@ -36,6 +36,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from intercom_fsm.adapters.audio.sdp import UnusableOffer
 from intercom_fsm.adapters.peer_audio import PeerAudio, ViewerAudio
 from intercom_fsm.adapters.peer_candidates import (
     CandidatePolicy,
@@ -61,7 +62,7 @@ from intercom_fsm.events import (
     SessionId,
 )
 from intercom_fsm.log_limit import LogLimiter
-from intercom_fsm.redact import one_line
+from intercom_fsm.redact import one_line, one_line_text
 
 logger = logging.getLogger(__name__)
 
@@ -300,6 +301,8 @@ class PeerConnections:
         return sdp
 
     def _text(self, error: BaseException) -> str:
+        if isinstance(error, UnusableOffer):  # our own words, not an exception's
+            return one_line_text(str(error), self._settings.secrets)
         return one_line(error, self._settings.secrets)
 
     def _configuration(self) -> RTCConfiguration:

@@ -13,7 +13,7 @@ sees it, gives aiortc :attr:`ViewerAudio.offer_sdp`, calls
 | no Opus, a second section, or no audio device | ``inactive``; video as usual |
 
 An offer without video is answered with audio alone when audio is possible,
-and refused otherwise (``ValueError``, which the peer adapter turns into
+and refused otherwise (``UnusableOffer``, which the peer adapter turns into
 ``PeerFailed``). Each section answered ``inactive`` is logged once, with why.
 """
 
@@ -117,7 +117,7 @@ class PeerAudio:
         self._audio = audio
 
     def prepare(self, connection: RTCPeerConnection, offer_sdp: str, viewer: str) -> ViewerAudio:
-        """Raises ``ValueError`` for an offer with nothing to answer."""
+        """Raises ``UnusableOffer`` for an offer with nothing to answer."""
         audio = self._audio
         plan = plan_offer(
             offer_sdp,

@@ -37,6 +37,11 @@ TRANSPORT_ATTRIBUTES = (
 """Copied from the bundle's answered section into an inactive one."""
 
 
+class UnusableOffer(ValueError):
+    """An offer this device cannot answer at all; the text says why, for the
+    viewer's log line as it is."""
+
+
 @attrs.frozen
 class Section:
     lines: tuple[str, ...]
@@ -186,7 +191,7 @@ def plan_offer(offer_sdp: str, has_microphone: bool, has_speaker: bool) -> Offer
     has_video = any(section.kind == "video" and section.port != "0" for section in kept)
     if not has_video and audio_mid is None:
         why = "; ".join(r.reason for r in rejected) or "no audio section either"
-        raise ValueError(f"the offer has no video section, and no audio to answer ({why})")
+        raise UnusableOffer(f"the offer has no video section, and no audio to answer ({why})")
     removed = {r.section.mid for r in rejected}
     session = [_without_mids(line, removed) for line in session]
     return OfferPlan(
