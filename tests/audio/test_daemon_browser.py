@@ -122,7 +122,7 @@ async def test_the_page_hears_the_daemons_door_and_talks_to_it(
         assert all(abs(level["incomingHz"] - DOOR_HZ) < 30 for level in samples), samples
         # No gap over 60 ms in 30 s of what the page receives, at a steady level:
         # 99 % of its 10 ms blocks within 14 dB of the level the page gets
-        # of the -20 dBFS tone (-26 dBFS: Opus and the page's mono sum).
+        # of the -20 dBFS tone played into the microphone (-26 dBFS, measured).
         recorded = await page.evaluate(RECORD_LEVELS, 30)
         levels = recorded["levels"]
         assert len(levels) * 512 / recorded["rate"] > 29, len(levels)
