@@ -16,7 +16,6 @@ listener can start at any packet.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import fractions
 import threading
@@ -28,6 +27,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from intercom_fsm.adapters.audio.blocks import OPUS_FRAME, RATE, Samples
+from intercom_fsm.packet_queue import ViewerPackets
 
 QUEUE_LIMIT = 5
 TIME_BASE = fractions.Fraction(1, RATE)
@@ -72,33 +72,18 @@ class OpusStream:
         self._pts += samples
 
 
-class ListenerQueue:
+class ListenerQueue(ViewerPackets):
+    """A listener that falls behind loses the oldest sound, never gets later."""
+
     def __init__(self) -> None:
-        self._packets: collections.deque[av.Packet[Any]] = collections.deque()
-        self._ready = asyncio.Event()
-        self.closed = False
-        self.delivered = 0
+        super().__init__()
         self.dropped = 0
 
     def put(self, packet: av.Packet[Any]) -> None:
-        if len(self._packets) >= QUEUE_LIMIT:
-            self._packets.popleft()
+        if len(self) >= QUEUE_LIMIT:
+            self._drop_oldest()
             self.dropped += 1
-        self._packets.append(packet)
-        self._ready.set()
-
-    async def get(self) -> av.Packet[Any] | None:
-        while not self._packets:
-            if self.closed:
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        self.delivered += 1
-        return self._packets.popleft()
-
-    def close(self) -> None:
-        self.closed = True
-        self._ready.set()
+        self._append(packet)
 
 
 class PacketHub:

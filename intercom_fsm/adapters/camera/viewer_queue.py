@@ -8,8 +8,6 @@ its path comes back after an outage.
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -17,6 +15,7 @@ from typing import Any, Protocol
 import av
 
 from intercom_fsm.adapters.camera.layers import Layer, LayerChooser
+from intercom_fsm.packet_queue import ViewerPackets
 
 QUEUE_LIMIT = 8
 REPORTS_RESUMED_AFTER = 3.0
@@ -30,7 +29,7 @@ class KeyframeSource(Protocol):
     def request_keyframe(self, urgent: bool = False, layer: Layer | None = None) -> None: ...
 
 
-class PacketQueue:
+class PacketQueue(ViewerPackets):
     """One viewer's share of the encoded stream: its layer's packets, in
     order, from a keyframe on. Its :class:`LayerChooser` (none: always the
     high layer) hears the viewer's RTCP feedback."""
@@ -41,16 +40,13 @@ class PacketQueue:
         chooser: LayerChooser | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
+        super().__init__()
         self._encoder = encoder
         self.chooser = chooser
         self._clock = clock
         self.layer = chooser.target if chooser is not None else Layer.HIGH
         """The layer this viewer receives now."""
-        self._packets: collections.deque[av.Packet[Any]] = collections.deque()
-        self._ready = asyncio.Event()
         self.waiting_for_keyframe = True
-        self.closed = False
-        self.delivered = 0
         self.resets = 0
         self.switches = 0
         self._last_report = float("inf")
@@ -76,26 +72,15 @@ class PacketQueue:
             if not packet.is_keyframe:
                 return
             self.waiting_for_keyframe = False
-        if len(self._packets) >= QUEUE_LIMIT:
+        if len(self) >= QUEUE_LIMIT:
             # Too far behind: what is queued is stale, and skipping part of it
             # would break the picture. Start again from the next keyframe.
-            self._packets.clear()
+            self._clear()
             self.waiting_for_keyframe = True
             self.resets += 1
             self._encoder.request_keyframe(layer=self.target)
             return
-        self._packets.append(packet)
-        self._ready.set()
-
-    async def get(self) -> av.Packet[Any] | None:
-        """The next packet; None once the queue is closed."""
-        while not self._packets:
-            if self.closed:
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        self.delivered += 1
-        return self._packets.popleft()
+        self._append(packet)
 
     def request_keyframe(self) -> None:
         """The viewer lost pictures (a PLI or FIR)."""
@@ -116,7 +101,3 @@ class PacketQueue:
         self._last_report = now
         if self.chooser is not None:
             self.chooser.on_report(highest_sequence, packets_lost, now, round_trip)
-
-    def close(self) -> None:
-        self.closed = True
-        self._ready.set()
