@@ -6,6 +6,7 @@ GStreamer's RTSP server (High profile, a 2 s GOP) and real aiortc viewers."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,10 @@ from bench.h264_offer import HIGH_3_1, answered_profile
 from bench.rtsp_source import RtspSourceProcess
 from bench.stamp import read_stamp
 from intercom_fsm.adapters.camera import CameraSettings
+from intercom_fsm.adapters.camera.capture import THREAD_NAME as CAPTURE_THREAD
 from intercom_fsm.adapters.camera.h264 import NAL_IDR, NAL_PPS, NAL_SPS, nal_types
+from intercom_fsm.adapters.camera.readers import FrameReader, ReaderSettings, open_reader
+from intercom_fsm.adapters.camera.sources import VideoSource
 from tests.camera.conftest import eventually
 
 from .conftest import Device, Viewer
@@ -195,3 +199,42 @@ async def test_passthrough_viewers_see_the_offline_picture_and_the_camera_again(
         await eventually(lambda: camera_pictures_since(back) >= 5, 15, "the camera again")
         assert device.camera.stats.passthrough_viewers == 1
         assert viewer.pc.connectionState == "connected"
+
+
+class AskableCamera:
+    """The real reader of the RTSP camera, as if it were a V4L2 H.264 camera
+    that can be asked for keyframes: the asks are recorded with the thread
+    they come on."""
+
+    def __init__(self, reader: FrameReader) -> None:
+        self._reader = reader
+        self.asked_on: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+    def request_keyframe(self) -> bool:
+        self.asked_on.append(threading.current_thread().name)
+        return True
+
+
+@pytest.mark.timeout(60)
+async def test_a_camera_that_can_be_asked_for_keyframes_is_asked_when_a_viewer_joins(
+    rtsp_camera: RtspSourceProcess, make_device: Callable[..., Device]
+) -> None:
+    opened: list[AskableCamera] = []
+
+    def open_askable(source: VideoSource, reader_settings: ReaderSettings) -> FrameReader:
+        camera = AskableCamera(open_reader(source, reader_settings))
+        opened.append(camera)
+        return camera  # type: ignore[return-value]
+
+    device = make_device(settings(rtsp_camera), open_source=open_askable)
+    await device.camera.open()
+    await eventually(lambda: bool(opened), 10, "the camera opened")
+    assert opened[0].asked_on == []
+    viewer = Viewer(("video/H264",), h264_profile=HIGH_3_1)
+    await device.connect(viewer)
+    await eventually(lambda: bool(viewer.frames), GOP + 3, "the viewer's first picture")
+    # Asked on the capture thread, which owns the device, never on the loop.
+    assert opened[0].asked_on[:1] == [CAPTURE_THREAD]

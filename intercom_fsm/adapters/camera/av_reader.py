@@ -1,5 +1,6 @@
-"""Network streams and video files through PyAV: demuxed packet by packet,
-decoded straight to I420, H.264 packets also handed over as they came.
+"""Network streams, video files and V4L2 cameras' own H.264 or MJPEG through
+PyAV: demuxed packet by packet, decoded straight to I420, H.264 packets also
+handed over as they came.
 
 What one :meth:`PyAvReader.grab` does depends on the codec:
 
@@ -18,7 +19,12 @@ no B-frames (a WebRTC stream is sent in decode order and played as it
 comes).
 
 A stalled stream cannot block: PyAV interrupts any open or read that takes
-longer than ``network_timeout`` (RTSP also gets FFmpeg's own socket timeout).
+longer than ``network_timeout`` (RTSP also gets FFmpeg's own socket timeout;
+a camera that stops giving pictures is interrupted the same way).
+
+An RTSP camera or a file cannot be asked for a keyframe; a V4L2 H.264
+camera can (:func:`.v4l2.force_keyframe`), and is asked when a viewer joins
+or loses pictures (:meth:`PyAvReader.request_keyframe`).
 """
 
 from __future__ import annotations
@@ -30,9 +36,15 @@ from typing import Any
 import av
 import av.container
 
+from intercom_fsm.adapters.camera import v4l2
 from intercom_fsm.adapters.camera.frames import I420
 from intercom_fsm.adapters.camera.h264 import AccessUnit, AccessUnitFixer, parse_extradata
-from intercom_fsm.adapters.camera.readers import ReaderSettings, SourceFormat, SourceUnavailable
+from intercom_fsm.adapters.camera.readers import (
+    DeviceStream,
+    ReaderSettings,
+    SourceFormat,
+    SourceUnavailable,
+)
 from intercom_fsm.adapters.camera.sources import StreamUrl, VideoFile
 from intercom_fsm.adapters.camera.yuv import FrameToI420
 
@@ -43,6 +55,8 @@ MAX_FILE_FPS = 240.0
 REPLAY_LIMIT_BYTES = 8 * 1024 * 1024
 """The packets kept since the last IDR; a longer GOP is not replayed (the
 decoding then starts at the next IDR)."""
+V4L2_FORMAT = "video4linux2"
+"""FFmpeg's V4L2 capture input (the PyAV wheel has it)."""
 PROBE_BYTES = 500_000
 PROBE_MICROSECONDS = 500_000
 """How much of a stream FFmpeg reads to learn its format before the first
@@ -50,7 +64,10 @@ packet: enough for one picture and the stream's parameters, not the default
 5 s, which would delay every open by that much."""
 
 
-def open_options(source: StreamUrl | VideoFile, options: ReaderSettings) -> dict[str, str]:
+Source = StreamUrl | VideoFile | DeviceStream
+
+
+def open_options(source: Source, options: ReaderSettings) -> dict[str, str]:
     """FFmpeg's options for opening ``source``."""
     if isinstance(source, VideoFile):
         return {}
@@ -59,6 +76,13 @@ def open_options(source: StreamUrl | VideoFile, options: ReaderSettings) -> dict
         "analyzeduration": str(PROBE_MICROSECONDS),
         "fflags": "nobuffer",
     }
+    if isinstance(source, DeviceStream):
+        # The driver picks its nearest size and rate when it has not these.
+        return opened | {
+            "input_format": source.input_format,
+            "video_size": f"{options.width}x{options.height}",
+            "framerate": f"{options.fps:g}",
+        }
     if source.url.lower().startswith(("rtsp:", "rtsps:")):
         opened |= {
             "rtsp_transport": options.rtsp_transport,
@@ -69,7 +93,7 @@ def open_options(source: StreamUrl | VideoFile, options: ReaderSettings) -> dict
 
 
 class PyAvReader:
-    def __init__(self, source: StreamUrl | VideoFile, options: ReaderSettings) -> None:
+    def __init__(self, source: Source, options: ReaderSettings) -> None:
         self._source = source
         self._options = options
         self._container = self._open()
@@ -130,6 +154,12 @@ class PyAvReader:
     def encoded(self) -> AccessUnit | None:
         return self._access_unit
 
+    def request_keyframe(self) -> bool:
+        source = self._source
+        if isinstance(source, DeviceStream) and source.input_format == "h264":
+            return v4l2.force_keyframe(source.node)
+        return False
+
     def retrieve(self) -> I420 | None:
         if self._intra_only:
             if self._packet is None:
@@ -155,10 +185,20 @@ class PyAvReader:
 
     def _open(self) -> av.container.InputContainer:
         source, options = self._source, self._options
-        name = source.url if isinstance(source, StreamUrl) else source.path
+        if isinstance(source, DeviceStream):
+            name, container_format = source.node, V4L2_FORMAT
+        else:
+            name = source.url if isinstance(source, StreamUrl) else source.path
+            container_format = None
         timeout = None if isinstance(source, VideoFile) else options.network_timeout
         try:
-            return av.open(name, mode="r", options=open_options(source, options), timeout=timeout)
+            return av.open(
+                name,
+                mode="r",
+                format=container_format,
+                options=open_options(source, options),
+                timeout=timeout,
+            )
         except av.FFmpegError as error:
             # The error's filename is the URL, credentials included: only its reason.
             raise SourceUnavailable(

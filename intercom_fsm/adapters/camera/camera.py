@@ -118,6 +118,7 @@ class Camera:
             self._passthrough if self._settings.h264_passthrough else None,
         )
         self._worker = worker
+        self._passthrough.ask_camera_with(worker.request_camera_keyframe)
         self._update_picture_demand()
         worker.set_demand(True)
         worker.start()
@@ -127,6 +128,7 @@ class Camera:
         worker, self._worker = self._worker, None
         if worker is None:
             return
+        self._passthrough.ask_camera_with(None)
         worker.stop()
         for track in list(self._viewers):
             track.stop()

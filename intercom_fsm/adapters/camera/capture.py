@@ -128,6 +128,7 @@ class CaptureWorker:
         self._stopping = False
         self._demanded = False
         self._pictures_wanted = True
+        self._keyframe_asked = False
         self._announced = False
         self._failing = False
         self._counters = counters
@@ -142,6 +143,17 @@ class CaptureWorker:
         with self._condition:
             self._demanded = demanded
             self._condition.notify_all()
+
+    def request_camera_keyframe(self) -> None:
+        """Ask the source for a keyframe before the next picture, where it
+        can be asked (a V4L2 H.264 camera)."""
+        with self._condition:
+            self._keyframe_asked = True
+
+    def _take_keyframe_request(self) -> bool:
+        with self._condition:
+            asked, self._keyframe_asked = self._keyframe_asked, False
+        return asked
 
     def set_pictures_wanted(self, wanted: bool) -> None:
         """Whether some viewer needs decoded pictures. Sources whose pictures
@@ -203,6 +215,7 @@ class CaptureWorker:
                     settings.fps,
                     settings.rtsp_transport,
                     settings.network_timeout,
+                    prefer_h264=settings.h264_passthrough,
                 ),
             )
         except SourceUnavailable as error:
@@ -254,6 +267,8 @@ class CaptureWorker:
             pictures_wanted = passthrough is None or self._pictures_are_wanted()
             reader.set_pictures_wanted(pictures_wanted)
             try:
+                if self._take_keyframe_request():
+                    reader.request_keyframe()  # where it cannot, the next IDR comes anyway
                 if not reader.grab():
                     return f"no picture from {description} (it ended, failed or stalled)"
                 now = time.monotonic()

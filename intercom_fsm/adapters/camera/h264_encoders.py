@@ -16,33 +16,20 @@ A hardware encoder that fails while encoding is replaced by libx264 for good
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import fractions
 import glob
-import os
-import struct
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol
 
 import attrs
 import av
 
+from intercom_fsm.adapters.camera import v4l2
 from intercom_fsm.adapters.camera.frames import PIXEL_FORMAT, VIDEO_TIME_BASE
 
 HARDWARE_CODEC = "h264_v4l2m2m"
 SOFTWARE_CODEC = "libx264"
 KEYFRAME_MAX_INTERVAL = 10.0
-
-# linux/videodev2.h
-_VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability), 104 bytes
-_VIDIOC_ENUM_FMT = 0xC0405602  # _IOWR('V', 2, struct v4l2_fmtdesc), 64 bytes
-_CAP_VIDEO_M2M_MPLANE = 0x00004000
-_CAP_VIDEO_M2M = 0x00008000
-_CAP_DEVICE_CAPS = 0x80000000
-_BUF_TYPE_VIDEO_CAPTURE = 1
-_BUF_TYPE_VIDEO_CAPTURE_MPLANE = 9
-_PIXEL_FORMAT_H264 = int.from_bytes(b"H264", "little")
-_MAX_FORMATS = 64
 
 
 @attrs.frozen
@@ -96,38 +83,20 @@ def find_m2m_h264_encoder(nodes: Iterable[str] | None = None) -> str | None:
 
 
 def is_m2m_h264_encoder(node: str) -> bool:
-    try:
-        descriptor = os.open(node, os.O_RDWR | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        capability = bytearray(104)
-        fcntl.ioctl(descriptor, _VIDIOC_QUERYCAP, capability)
-        capabilities, device_caps = struct.unpack_from("=II", capability, 84)
-        caps = device_caps if capabilities & _CAP_DEVICE_CAPS else capabilities
-        if caps & _CAP_VIDEO_M2M_MPLANE:
-            buffer_type = _BUF_TYPE_VIDEO_CAPTURE_MPLANE
-        elif caps & _CAP_VIDEO_M2M:
-            buffer_type = _BUF_TYPE_VIDEO_CAPTURE
-        else:
+    with v4l2.opened(node) as descriptor:
+        if descriptor is None:
             return False
-        return _PIXEL_FORMAT_H264 in _capture_formats(descriptor, buffer_type)
-    except OSError:  # not a V4L2 device (ENOTTY), or gone
-        return False
-    finally:
-        os.close(descriptor)
-
-
-def _capture_formats(descriptor: int, buffer_type: int) -> set[int]:
-    formats: set[int] = set()
-    for index in range(_MAX_FORMATS):
-        description = bytearray(struct.pack("=II", index, buffer_type) + bytes(56))
         try:
-            fcntl.ioctl(descriptor, _VIDIOC_ENUM_FMT, description)
-        except OSError:  # EINVAL past the last one
-            break
-        formats.add(struct.unpack_from("=I", description, 44)[0])
-    return formats
+            caps = v4l2.capabilities(descriptor)
+            if caps & v4l2.CAP_VIDEO_M2M_MPLANE:
+                buffer_type = v4l2.BUF_TYPE_VIDEO_CAPTURE_MPLANE
+            elif caps & v4l2.CAP_VIDEO_M2M:
+                buffer_type = v4l2.BUF_TYPE_VIDEO_CAPTURE
+            else:
+                return False
+            return v4l2.PIXEL_FORMAT_H264 in v4l2.formats(descriptor, buffer_type)
+        except OSError:  # not a V4L2 device (ENOTTY), or gone
+            return False
 
 
 class H264Encoder(Protocol):

@@ -51,6 +51,9 @@ class TestPatternReader:
     def encoded(self) -> AccessUnit | None:
         return None
 
+    def request_keyframe(self) -> bool:
+        return False
+
     def release(self) -> None:
         pass
 
@@ -97,6 +100,9 @@ class OpenCvReader:
 
     def encoded(self) -> AccessUnit | None:
         return None
+
+    def request_keyframe(self) -> bool:
+        return False
 
     def release(self) -> None:
         self._capture.release()

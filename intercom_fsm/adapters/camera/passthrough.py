@@ -11,10 +11,12 @@ What the shared stream cannot do, and what stands in for it:
 * start anywhere: a viewer's queue waits for the camera's next IDR, so a
   joiner's first picture comes within one GOP (the camera's keyframe
   interval: set it to 1 to 2 s);
-* answer a viewer's picture-loss request (PLI/FIR): an RTSP camera or a file
-  cannot be asked for a keyframe, so a viewer that lost packets recovers at
-  the next IDR, and a viewer that falls behind drops its queue and waits for
-  the next IDR (:mod:`.keyframe_queue`);
+* answer a viewer's picture-loss request (PLI/FIR) with a keyframe: a V4L2
+  H.264 camera is asked for one (when a viewer joins, too, at most once per
+  :data:`CAMERA_KEYFRAME_INTERVAL` for a loss); an RTSP camera or a file
+  cannot be asked, so a viewer that lost packets recovers at the next IDR.
+  A viewer that falls behind drops its queue and waits for the next IDR
+  (:mod:`.keyframe_queue`);
 * follow a viewer's bandwidth: the camera's bitrate is what everyone gets.
 
 While the source is down the capture thread encodes its offline picture to
@@ -27,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import math
 import threading
+import time
 from collections.abc import Callable
 
 import av
@@ -44,6 +48,9 @@ from intercom_fsm.adapters.camera.hub import EncodedPackets, FrameHub
 from intercom_fsm.adapters.camera.keyframe_queue import KeyframeQueue
 
 OFFLINE_BITRATE = 200_000
+CAMERA_KEYFRAME_INTERVAL = 1.0
+"""Seconds between two keyframes asked of the camera for viewers' losses:
+one viewer's losses must not turn the camera's stream into keyframes."""
 
 
 class H264Passthrough:
@@ -54,9 +61,17 @@ class H264Passthrough:
     or leaves, so the camera can stop decoding when nobody needs pictures.
     """
 
-    def __init__(self, hub: FrameHub, on_viewers_changed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        hub: FrameHub,
+        on_viewers_changed: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._hub = hub
         self._on_viewers_changed = on_viewers_changed
+        self._clock = clock
+        self._ask_camera: Callable[[], None] | None = None
+        self._last_asked = -math.inf
         self._queues: set[KeyframeQueue] = set()
         self._lock = threading.Lock()
         self._wanted = False
@@ -68,6 +83,10 @@ class H264Passthrough:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
             self._loop = loop
+
+    def ask_camera_with(self, ask: Callable[[], None] | None) -> None:
+        """How to ask the camera for a keyframe (None: it cannot be asked)."""
+        self._ask_camera = ask
 
     @property
     def viewers(self) -> int:
@@ -96,6 +115,7 @@ class H264Passthrough:
         self._queues.add(queue)
         self._set_wanted()
         self._on_viewers_changed()
+        self._ask_for_keyframe(urgent=True)
         return queue
 
     def unsubscribe(self, queue: EncodedPackets) -> None:
@@ -107,9 +127,18 @@ class H264Passthrough:
         self._on_viewers_changed()
 
     def request_keyframe(self, urgent: bool = False) -> None:
-        """A viewer lost pictures. The camera cannot be asked (see the
-        module): the viewer recovers at its next IDR."""
+        """A viewer lost pictures: the camera is asked for a keyframe where
+        it can be; the viewer recovers at the next IDR either way."""
         self.keyframe_requests += 1
+        self._ask_for_keyframe(urgent)
+
+    def _ask_for_keyframe(self, urgent: bool) -> None:
+        now = self._clock()
+        if self._ask_camera is None:
+            return
+        if urgent or now - self._last_asked >= CAMERA_KEYFRAME_INTERVAL:
+            self._last_asked = now
+            self._ask_camera()
 
     def restart(self) -> None:
         """The stream changed underneath (the camera came back): every viewer

@@ -1,0 +1,74 @@
+"""V4L2 cameras: which reader takes a camera from the formats it offers, the
+options FFmpeg's V4L2 input is opened with, and the device questions asked of
+nodes that are not cameras (this machine has no V4L2 device: the answers a
+real camera gives are the driver's)."""
+
+from __future__ import annotations
+
+import pytest
+
+from intercom_fsm.adapters.camera import v4l2
+from intercom_fsm.adapters.camera.av_reader import PyAvReader, open_options
+from intercom_fsm.adapters.camera.readers import (
+    DeviceStream,
+    ReaderSettings,
+    SourceUnavailable,
+    device_stream,
+)
+from intercom_fsm.adapters.camera.sources import CameraIndex, DevicePath
+
+BOTH = v4l2.CameraFormats(h264=True, mjpeg=True)
+H264_ONLY = v4l2.CameraFormats(h264=True, mjpeg=False)
+MJPEG_ONLY = v4l2.CameraFormats(h264=False, mjpeg=True)
+RAW_ONLY = v4l2.CameraFormats(h264=False, mjpeg=False)
+
+
+@pytest.mark.parametrize(
+    ("offered", "prefer_h264", "expected"),
+    [
+        (BOTH, True, "h264"),  # passed through
+        (BOTH, False, "mjpeg"),  # passthrough off: the cheaper decode
+        (H264_ONLY, False, "h264"),  # decoded, as nothing else is offered
+        (MJPEG_ONLY, True, "mjpeg"),
+        (RAW_ONLY, True, None),  # OpenCV reads raw YUYV
+        (None, True, None),  # not a V4L2 capture device, or not there: OpenCV says why
+    ],
+)
+def test_a_camera_is_read_in_the_best_format_it_offers(
+    offered: v4l2.CameraFormats | None, prefer_h264: bool, expected: str | None
+) -> None:
+    asked: list[str] = []
+
+    def formats_of(node: str) -> v4l2.CameraFormats | None:
+        asked.append(node)
+        return offered
+
+    stream = device_stream(DevicePath("/dev/video2"), prefer_h264, formats_of)
+    assert asked == ["/dev/video2"]
+    assert (stream.input_format if stream else None) == expected
+
+
+def test_a_camera_index_is_its_video_node() -> None:
+    stream = device_stream(CameraIndex(3), True, lambda node: MJPEG_ONLY)
+    assert stream == DeviceStream(CameraIndex(3), "/dev/video3", "mjpeg")
+    assert stream.description == "camera 3"
+
+
+def test_the_camera_is_asked_for_the_configured_size_and_rate() -> None:
+    stream = DeviceStream(DevicePath("/dev/video0"), "/dev/video0", "h264")
+    options = open_options(stream, ReaderSettings(1280, 720, 30))
+    assert options["input_format"] == "h264"
+    assert options["video_size"] == "1280x720"
+    assert options["framerate"] == "30"
+
+
+def test_nodes_that_are_no_camera_answer_nothing() -> None:
+    for node in ("/dev/null", "/dev/video-absent"):
+        assert v4l2.camera_formats(node) is None
+        assert v4l2.force_keyframe(node) is False
+
+
+def test_the_wheels_v4l2_input_refuses_a_node_that_is_no_camera_in_words() -> None:
+    stream = DeviceStream(DevicePath("/dev/null"), "/dev/null", "h264")
+    with pytest.raises(SourceUnavailable, match=r"^cannot open device /dev/null \(.+\)$"):
+        PyAvReader(stream, ReaderSettings(640, 480, 15))
