@@ -233,6 +233,7 @@ _AUDIO_COUNTERS = (
     ("drift_corrections", "Blocks played faster or slower, or sound dropped, to hold the depth."),
     ("capture_overruns", "Times the microphone's ALSA buffer overflowed."),
     ("playback_underruns", "Times the speaker's ALSA buffer ran dry."),
+    ("reference_resyncs", "Times the echo canceller's reference was realigned with the speaker."),
 )
 _AUDIO_GAUGES = (
     ("playout_depth_ms", "The deepest talker's playout buffer, in ms."),

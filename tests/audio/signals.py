@@ -40,6 +40,17 @@ def level_dbfs(samples: npt.NDArray[np.generic]) -> float:
     return 10 * math.log10(value) if value > 1e-12 else -120.0
 
 
+def typical_level_dbfs(samples: npt.NDArray[np.generic], window: float = 0.5) -> float:
+    """The median level of ``window``-second stretches: the echo a listener
+    hears most of the time. An echo canceller re-adapts for a moment when its
+    timing is disturbed (a thread of this 2-core machine stalled under load
+    shifts the reference by a few ms), which lets through a few hundred ms
+    of echo that the whole stretch's mean would be made of."""
+    size = round(window * RATE)
+    levels = [level_dbfs(samples[i : i + size]) for i in range(0, len(samples) - size + 1, size)]
+    return float(np.median(levels)) if levels else level_dbfs(samples)
+
+
 def band_level_dbfs(samples: npt.NDArray[np.generic], hz: float, width: float = 20.0) -> float:
     """The level of what lies within ``width`` Hz of ``hz`` (Hann window)."""
     x = samples.astype(np.float64) / 32768

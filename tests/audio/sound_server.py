@@ -263,7 +263,14 @@ class SoundServer:
 
     def add_echo_path(self, latency_ms: int = 30, volume_percent: int = 50) -> int:
         """The speaker's sound back into the microphone, delayed and
-        attenuated as on a door panel (pulse volume is cubic: 50 % is -18 dB)."""
+        attenuated as on a door panel (pulse volume is cubic: 50 % is -18 dB).
+
+        A panel's acoustic path keeps its delay, so the loopback's rate
+        steering is off (``adjust_time=0``): by default it resamples every
+        10 s to hold its latency, which moves the echo in time, and each
+        move costs the canceller a moment of re-adapting (measured: 15-20 dB
+        of echo let through for a few hundred ms). Both sinks run on the
+        server's one clock, so nothing drifts without it."""
         index = self.load_module(
             "module-loopback",
             f"source={SPEAKER_SINK}.monitor",
@@ -271,6 +278,7 @@ class SoundServer:
             f"latency_msec={latency_ms}",
             "source_dont_move=true",
             "sink_dont_move=true",
+            "adjust_time=0",
         )
         self._extra_modules.append(index)
         deadline = time.monotonic() + 5

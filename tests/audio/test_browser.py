@@ -161,8 +161,14 @@ async def test_the_page_hears_the_door_and_talks_to_it(
         await page.wait_for_function(
             "window.intercomAudio.levels().incoming > -40", timeout=WAIT_MS
         )
-        levels = await page.evaluate("window.intercomAudio.levels()")
-        assert abs(levels["incomingHz"] - DOOR_HZ) < 30, levels
+        # In the sound's first moments the browser's jitter buffer and the
+        # analyser (its spectrum smoothed over past frames) are still settling.
+        await asyncio.sleep(1)
+        samples = []
+        for _ in range(6):
+            samples.append(await page.evaluate("window.intercomAudio.levels()"))
+            await asyncio.sleep(0.5)
+        assert all(abs(level["incomingHz"] - DOOR_HZ) < 30 for level in samples), samples
         level_in = float(await page.locator("#level-in").get_attribute("data-db") or "-90")
         assert level_in > -40
 

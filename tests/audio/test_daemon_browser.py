@@ -114,7 +114,7 @@ async def test_the_page_hears_the_daemons_door_and_talks_to_it(
         await page.wait_for_function(
             "window.intercomAudio.levels().incoming > -40", timeout=WAIT_MS
         )
-        await asyncio.sleep(1)  # the analyser's window past the sound's start
+        await asyncio.sleep(1)  # past the sound's first, settling moments
         samples = []
         for _ in range(10):
             samples.append(await page.evaluate("window.intercomAudio.levels()"))

@@ -89,6 +89,7 @@ class MicrophoneWorker(DeviceWorker[Microphone]):
     def serve(self, device: Microphone) -> None:
         cursor = Cursor(self._played)
         echo = EchoControl(self._settings, cursor)
+        earlier_resyncs = self.reference_resyncs
         self._previous_overruns = 0
         while self.wanted():
             block, captured_at = device.read()
@@ -97,7 +98,7 @@ class MicrophoneWorker(DeviceWorker[Microphone]):
             self.level_dbfs = dbfs(processed)
             self.erle_db = echo.erle.value
             self.attenuated_blocks = echo.attenuated_blocks
-            self.reference_resyncs = cursor.resyncs
+            self.reference_resyncs = earlier_resyncs + cursor.resyncs
             self.overruns += device.overruns - self._previous_overruns
             self._previous_overruns = device.overruns
             with self._taps_lock:

@@ -64,7 +64,7 @@ class Audio:
         self._speaker: SpeakerWorker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._held = False
-        self._past_mic: tuple[int, int, int] = (0, 0, 0)
+        self._past_mic: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._past_speaker: tuple[int, int] = (0, 0)
 
     # --- what the peers need -------------------------------------------------------
@@ -123,6 +123,7 @@ class Audio:
             self._past_mic[0] + worker.packets_encoded,
             self._past_mic[1] + worker.overruns,
             self._past_mic[2] + worker.failures,
+            self._past_mic[3] + worker.reference_resyncs,
         )
 
     async def open_speaker(self) -> None:
@@ -204,6 +205,7 @@ class Audio:
             underruns=underruns,
             drift_corrections=corrections,
             erle_db=mic.erle_db if mic else None,
+            reference_resyncs=self._past_mic[3] + (mic.reference_resyncs if mic else 0),
             talking_viewers=talking,
             listening_viewers=len(self._listeners),
             microphone_online=bool(mic and mic.online),

@@ -204,6 +204,10 @@ class AudioStats:
     erle_db: float | None = None
     """Echo return loss enhancement: how far the canceller lowered the echo
     while the speaker played (None before it has played)."""
+    reference_resyncs: int = 0
+    """Times the canceller's reference was realigned with what the speaker
+    played (a clock drifting, a device reopened): the canceller re-adapts
+    after each, and the echo may leak for a moment."""
     talking_viewers: int = 0
     listening_viewers: int = 0
     microphone_online: bool = False
