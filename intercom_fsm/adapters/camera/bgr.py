@@ -9,10 +9,10 @@ is why :mod:`.frames` does not.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from intercom_fsm.adapters.camera.frames import I420, Letterbox
+from intercom_fsm.adapters.camera.opencv import cv2
 from intercom_fsm.adapters.camera.pictures import Image, as_image
 
 

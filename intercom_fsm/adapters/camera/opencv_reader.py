@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 import time
 
-import cv2
 import numpy as np
 
 from intercom_fsm.adapters.camera.bgr import I420Converter
 from intercom_fsm.adapters.camera.frames import I420
 from intercom_fsm.adapters.camera.h264 import AccessUnit
+from intercom_fsm.adapters.camera.opencv import cv2
 from intercom_fsm.adapters.camera.pictures import TestPatternPainter, as_image
 from intercom_fsm.adapters.camera.readers import (
     SourceFormat,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from typing import cast
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
+
+from intercom_fsm.adapters.camera.opencv import cv2
 
 Image = NDArray[np.uint8]
 
