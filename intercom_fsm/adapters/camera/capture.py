@@ -156,8 +156,11 @@ class CaptureWorker:
         return asked
 
     def set_pictures_wanted(self, wanted: bool) -> None:
-        """Whether some viewer needs decoded pictures. Sources whose pictures
-        cannot be passed through are decoded whatever this says."""
+        """Whether some viewer needs decoded pictures. While none does, a
+        live source is still read (so nothing queues up in the camera or the
+        network) but nothing is decoded or drawn: an idle door spends no CPU
+        on pictures nobody sees. A viewer's track is made when its offer is
+        answered, so its first pictures are decoded during the handshake."""
         with self._condition:
             self._pictures_wanted = wanted
 
@@ -264,7 +267,7 @@ class CaptureWorker:
                 pacer.advance(time.monotonic())
             elif not self._wanted():
                 return None
-            pictures_wanted = passthrough is None or self._pictures_are_wanted()
+            pictures_wanted = self._pictures_are_wanted()
             reader.set_pictures_wanted(pictures_wanted)
             try:
                 if self._take_keyframe_request():
