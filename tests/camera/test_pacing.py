@@ -76,3 +76,12 @@ def test_intervals_must_be_positive() -> None:
         Pacer(0)
     with pytest.raises(ValueError, match="positive"):
         Decimator(-1)
+
+
+def test_decimator_keeps_every_second_picture_of_a_source_at_twice_the_rate() -> None:
+    decimator = Decimator(1 / 5)
+    # The pictures between two kept ones come a little late: still half an
+    # interval early, never on time.
+    kept = [n for n in range(100) if decimator.accept(n / 10 + (0.003 if n % 2 else -0.003))]
+    steps = {b - a for a, b in itertools.pairwise(kept)}
+    assert steps == {2}, kept

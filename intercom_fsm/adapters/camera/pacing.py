@@ -42,23 +42,28 @@ class Pacer:
 class Decimator:
     """Keeps at most one picture per ``interval`` from a live source.
 
-    A picture counts as on time when it comes within half an interval of its
-    due time, so a source running at exactly the configured rate, with some
-    jitter, keeps every picture. Two kept pictures are at least half an
-    interval apart.
+    A picture counts as on time when it comes up to :attr:`EARLY` of an
+    interval before its due time, so a source running at exactly the
+    configured rate, with some jitter, keeps every picture; a source at twice
+    the rate keeps every second one (its other pictures come half an interval
+    early, which is not a tie that jitter decides). Two kept pictures are at
+    least half an interval apart.
     """
+
+    EARLY = 0.4
 
     def __init__(self, interval: float) -> None:
         if not interval > 0:
             raise ValueError("interval must be positive")
         self._interval = interval
-        self._tolerance = interval / 2
+        self._early = interval * self.EARLY
+        self._gap = interval / 2
         self._due: float | None = None
         self._last: float | None = None
 
     def accept(self, now: float) -> bool:
         if self._due is not None and self._last is not None:
-            if now < self._due - self._tolerance or now - self._last < self._tolerance:
+            if now < self._due - self._early or now - self._last < self._gap:
                 return False
             self._due = max(self._due + self._interval, now)
         else:
