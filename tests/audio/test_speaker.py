@@ -96,7 +96,10 @@ async def test_playout_stays_bounded_when_the_talker_clock_drifts(
     assert np.mean(depths[-50:]) < chosen.playout_target_ms + 25
     assert last.drift_corrections - first.drift_corrections >= 30
     if speed > 1:
-        assert last.underruns == first.underruns
+        # A fast talker never runs the buffer dry by drift: a correction that
+        # overshot would underrun every few seconds. One stall of the loaded
+        # machine longer than the cushion (target plus a frame) is jitter.
+        assert last.underruns - first.underruns <= 1
 
 
 @pytest.mark.timeout(60)
