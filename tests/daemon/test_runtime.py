@@ -180,12 +180,14 @@ class FlowEndingAuth(ScriptedAuth):
 
     def __init__(self) -> None:
         self.device_codes = 0
+        self.polled: list[str] = []
 
     async def request_device_code(self) -> ev.DeviceCodeIssued:
         self.device_codes += 1
         return ev.DeviceCodeIssued(f"code-{self.device_codes}", "WDJB-MJHT", "https://e/d", 600, 1)
 
     async def poll_token(self, device_code: str) -> ev.DeviceFlowFailed:  # type: ignore[override]
+        self.polled.append(device_code)
         return ev.DeviceFlowFailed("invalid_grant", "unknown device code")
 
 
@@ -202,6 +204,9 @@ async def test_a_flow_the_server_ends_is_followed_by_a_new_one() -> None:
     run = asyncio.create_task(runtime.run(ev.Started(None)))
     try:
         await eventually(lambda: auth.device_codes >= 2, 5, "a second device code")
+        # RFC 8628 section 3.5: the ended flow's code is not polled again.
+        assert auth.polled.count("code-1") == 1, auth.polled
+        assert runtime.machine.state is not State.STOPPED
     finally:
         await stop(runtime, run)
 

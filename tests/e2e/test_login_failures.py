@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -42,9 +44,15 @@ class EndsEveryFlow(BaseHTTPRequestHandler):
     """Issues device codes; answers every poll with invalid_grant."""
 
     device_authorizations = 0
+    polls: ClassVar[list[str]] = []
+    """The device code of every token request, in order."""
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        form = urllib.parse.parse_qs(
+            self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        )
+        if self.path != "/oauth/device-authorization/":
+            type(self).polls += form.get("device_code", [""])
         if self.path == "/oauth/device-authorization/":
             type(self).device_authorizations += 1
             status, body = (
@@ -73,6 +81,7 @@ class EndsEveryFlow(BaseHTTPRequestHandler):
 @pytest.fixture
 def flow_ender() -> Iterator[ThreadingHTTPServer]:
     EndsEveryFlow.device_authorizations = 0
+    EndsEveryFlow.polls = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), EndsEveryFlow)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -113,6 +122,8 @@ def test_a_flow_the_server_ends_is_said_plainly(
             20,
             "the report of the ended flow",
         )
+        assert login.process is not None and login.process.poll() is None, "login gave up"
+        assert not (tmp_path / "tokens.json").exists()
     finally:
         login.stop()
 
@@ -125,5 +136,8 @@ def test_after_a_flow_the_server_ends_login_asks_for_a_new_code(
         login.wait_until(
             lambda _d: EndsEveryFlow.device_authorizations >= 2, 15, "a second device code"
         )
+        # RFC 8628 section 3.5: an ended flow's code is never polled again.
+        first = "device-code-1-0123456789"
+        assert EndsEveryFlow.polls.count(first) == 1, EndsEveryFlow.polls
     finally:
         login.stop()

@@ -98,6 +98,9 @@ async def test_frames_for_unknown_sessions_are_logged(
         return any(text in str(r.get("msg", "")) for r in daemon.records()[lines:])
 
     await wait_async(lambda: said("nobody-here") and said("ghost-here"), 10, "both reported")
+    later = daemon.records()[lines:]
+    assert not any(r.get("level") == "error" for r in later)
+    assert daemon.process is not None and daemon.process.poll() is None
 
 
 async def send(sandbox: SandboxProcess, device_code: str, data: str | bytes) -> None:
