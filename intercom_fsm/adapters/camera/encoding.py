@@ -6,7 +6,7 @@ viewer's connection settles on VP8, its track switches to the shared encoder
 (:meth:`ViewerTrack.share_encoder`) and hands aiortc already encoded
 packets (:class:`av.Packet`), which aiortc only packetizes (its sender takes a packet
 as "pre-encoded data"). Each picture is then encoded once per *layer*, on
-executor threads, whatever the number of viewers.
+its own thread (:mod:`.encoder_parts`), whatever the number of viewers.
 
 There are two layers (:mod:`.layers`): *high* at the ceiling (``VIDEO_BITRATE``
 or :func:`default_bitrate`) and *low* at about a third of it. Each viewer is on
@@ -44,6 +44,7 @@ from typing import Any
 import av
 from av.video.frame import PictureType
 
+from intercom_fsm.adapters.camera.encoder_parts import EncoderThread, NewPictures
 from intercom_fsm.adapters.camera.frames import PIXEL_FORMAT, VIDEO_TIME_BASE, Picture, video_frame
 from intercom_fsm.adapters.camera.hub import EncodedPackets, FrameHub
 from intercom_fsm.adapters.camera.layers import Layer, LayerChooser, LayerPolicy, LayerRates
@@ -131,12 +132,14 @@ class RateMeter:
 
 
 class LayerStream:
-    """One layer's libvpx encoder, open only while someone needs the layer."""
+    """One layer's libvpx encoder and its thread, open only while someone
+    needs the layer."""
 
     def __init__(self, layer: Layer, bitrate: int) -> None:
         self.layer = layer
         self.bitrate = bitrate
         self.codec: av.VideoCodecContext | None = None
+        self.thread = EncoderThread(f"intercom-vp8-{layer.value}")
         self.meter = RateMeter(0.0)
         self.keyframe_wanted = True
         self.last_keyframe = -float("inf")
@@ -149,13 +152,17 @@ class LayerStream:
 
     def close(self) -> None:
         self.codec = None
+        self.thread.close()
+
+    async def encode(self, frame: av.VideoFrame) -> list[av.Packet[Any]]:
+        return await self.thread.run(_encode, self.codec, frame)
 
 
 class SharedVp8Encoder:
     """Encodes the hub's pictures once per needed layer while anyone subscribes.
 
-    Runs as a task on the event loop that only waits: each encode goes to the
-    default executor (the layers' in parallel), so the loop never holds a
+    Runs as a task on the event loop that only waits: each encode goes to its
+    layer's thread (the layers' in parallel), so the loop never holds a
     picture's encoding time. ``bitrate`` is the ceiling: the high layer's.
     """
 
@@ -182,8 +189,7 @@ class SharedVp8Encoder:
         self._streams = {layer: LayerStream(layer, self.rates.bitrate(layer)) for layer in layers}
         self._queues: set[PacketQueue] = set()
         self._task: asyncio.Task[None] | None = None
-        self._last_sequence: int | None = None
-        self._last_pts = -1
+        self._pictures = NewPictures(hub)
         self.pictures_encoded = 0
         """Pictures encoded, each counted once whatever the number of layers."""
         self.keyframes = 0
@@ -243,22 +249,17 @@ class SharedVp8Encoder:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._queues:
-                picture = self._next_picture()
+                picture = self._pictures.next()
                 if picture is None:
                     await self._hub.wait_for_news()
                     continue
                 self._choose_layers()
                 streams = self._open_needed_layers()
-                pts = max(self._hub.pts(picture.captured_at), self._last_pts + 1)
-                self._last_pts = pts
+                pts = self._pictures.pts(picture)
                 encoded = await asyncio.gather(
-                    *(
-                        loop.run_in_executor(None, _encode, s.codec, self._frame(picture, pts, s))
-                        for s in streams
-                    )
+                    *(s.encode(self._frame(picture, pts, s)) for s in streams)
                 )
                 self.pictures_encoded += 1
                 self._deliver(dict(zip((s.layer for s in streams), encoded, strict=True)))
@@ -309,18 +310,6 @@ class SharedVp8Encoder:
                     stream.last_keyframe = now
         for queue in list(self._queues):
             queue.offer(encoded)
-
-    def _next_picture(self) -> Picture | None:
-        picture = self._hub.latest
-        if picture is None or picture.sequence == self._last_sequence:
-            return None
-        if (
-            self._last_sequence is None
-            and self._hub.age(picture.captured_at) > self._hub.stale_after
-        ):
-            return None  # left over from before a standby: wait for a fresh one
-        self._last_sequence = picture.sequence
-        return picture
 
     def _frame(self, picture: Picture, pts: int, stream: LayerStream) -> av.VideoFrame:
         frame = video_frame(picture, pts)

@@ -3,7 +3,8 @@ take the camera's own stream (an MJPEG camera, or a viewer that does not
 accept the camera's profile).
 
 It works as the shared VP8 encoder does (:mod:`.encoding`): each picture of
-the hub is encoded once, on an executor thread, and every such viewer's track
+the hub is encoded once, on the encoder's own thread (:mod:`.encoder_parts`),
+and every such viewer's track
 hands aiortc the packets; a joiner or a loss report asks for a keyframe
 (loss reports at most one per :data:`KEYFRAME_MIN_INTERVAL`). The stream is
 Constrained Baseline with the parameter sets before every IDR (checked by
@@ -25,6 +26,7 @@ from typing import Any
 import av
 from av.video.frame import PictureType
 
+from intercom_fsm.adapters.camera.encoder_parts import EncoderThread, NewPictures
 from intercom_fsm.adapters.camera.frames import VIDEO_TIME_BASE, Picture, video_frame
 from intercom_fsm.adapters.camera.h264 import AccessUnitFixer, StreamLayout
 from intercom_fsm.adapters.camera.h264_encoders import (
@@ -69,8 +71,8 @@ class SharedH264Encoder:
         self._task: asyncio.Task[None] | None = None
         self._keyframe_wanted = True
         self._last_keyframe = -float("inf")
-        self._last_sequence: int | None = None
-        self._last_pts = -1
+        self._pictures = NewPictures(hub)
+        self._thread = EncoderThread("intercom-h264")
         self.pictures_encoded = 0
         self.keyframes = 0
         self.fallbacks = 0
@@ -103,15 +105,14 @@ class SharedH264Encoder:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._queues:
-                picture = self._next_picture()
+                picture = self._pictures.next()
                 if picture is None:
                     await self._hub.wait_for_news()
                     continue
                 frame = self._frame(picture)
-                packets = await loop.run_in_executor(None, self._encode, frame)
+                packets = await self._thread.run(self._encode, frame)
                 self.pictures_encoded += 1
                 for packet in packets:
                     self._deliver(packet)
@@ -121,12 +122,13 @@ class SharedH264Encoder:
                 queue.close()
             raise
         finally:
+            self._thread.close()
             if self._encoder is not None:
                 closing(self._encoder)
                 self._encoder = None
 
     def _encode(self, frame: av.VideoFrame) -> list[av.Packet[Any]]:
-        """On the executor thread: encode, replacing a failed hardware encoder."""
+        """On the encoder's thread: encode, replacing a failed hardware encoder."""
         try:
             return self._encode_with(self._current_encoder(), frame)
         except Exception as error:
@@ -175,22 +177,8 @@ class SharedH264Encoder:
         for queue in list(self._queues):
             queue.put(packet, keyframe)
 
-    def _next_picture(self) -> Picture | None:
-        picture = self._hub.latest
-        if picture is None or picture.sequence == self._last_sequence:
-            return None
-        if (
-            self._last_sequence is None
-            and self._hub.age(picture.captured_at) > self._hub.stale_after
-        ):
-            return None
-        self._last_sequence = picture.sequence
-        return picture
-
     def _frame(self, picture: Picture) -> av.VideoFrame:
-        pts = max(self._hub.pts(picture.captured_at), self._last_pts + 1)
-        self._last_pts = pts
-        frame = video_frame(picture, pts)
+        frame = video_frame(picture, self._pictures.pts(picture))
         if self._keyframe_wanted:
             self._keyframe_wanted = False
             frame.pict_type = PictureType.I
