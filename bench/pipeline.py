@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
 from bench import fsm, marker_jitter, report  # noqa: E402
 from bench.clients import DaemonClient, NaiveClient  # noqa: E402
 from bench.floor import (  # noqa: E402
+    H264Sample,
     camera_latency_ms,
     encoder_floor,
     fetch_h264_packets,
@@ -95,31 +96,38 @@ def dispatch_rates(events: int) -> tuple[float, float]:
     return ours, floor
 
 
-def floors_for(
+Sample = list[bytes] | H264Sample
+"""What a floor encodes: the MJPEG camera's pictures or the H.264 camera's packets."""
+
+
+def floor_samples(
     cases: tuple[Case, ...], camera_latency: dict[str, list[int]]
-) -> dict[tuple[str, int], float]:
-    """Encoder floor in ms per streamed frame, per camera, size and viewer count;
+) -> dict[tuple[str, int, int], Sample]:
+    """Each camera's pictures (or packets) for the floors, by camera and size;
     the H.264 camera's own latency goes to ``camera_latency`` by size."""
-    floors: dict[tuple[str, int], float] = {}
-    kinds = dict.fromkeys((c.camera, c.width, c.height, c.fps) for c in cases)
-    for camera, width, height, fps in kinds:
-        same = [c for c in cases if (c.camera, c.width, c.height) == (camera, width, height)]
+    samples: dict[tuple[str, int, int], Sample] = {}
+    for camera, width, height, fps in dict.fromkeys(
+        (c.camera, c.width, c.height, c.fps) for c in cases
+    ):
         if camera == "rtsp":
             with RtspSourceProcess(width, height, fps) as rtsp:
-                sample = fetch_h264_packets(rtsp.url, int(fps * 2 * GOP_SECONDS))
-                camera_latency[f"{width}x{height}@{fps:g}"] = camera_latency_ms(rtsp.url)
-            for case in same:
-                floors[floor_key(case)] = 1000 * h264_encoder_floor(
-                    sample, width, height, fps, case.viewers
+                samples[camera, width, height] = fetch_h264_packets(
+                    rtsp.url, int(fps * 2 * GOP_SECONDS)
                 )
-            continue
-        with MjpegSourceProcess(width, height, fps) as source:
-            pictures = fetch_jpegs(source.url, max(10, int(fps * 2)))
-        for case in same:
-            floors[floor_key(case)] = 1000 * encoder_floor(
-                pictures, width, height, fps, case.viewers
-            )
-    return floors
+                camera_latency[f"{width}x{height}@{fps:g}"] = camera_latency_ms(rtsp.url)
+        else:
+            with MjpegSourceProcess(width, height, fps) as source:
+                samples[camera, width, height] = fetch_jpegs(source.url, max(10, int(fps * 2)))
+    return samples
+
+
+def floor_ms(case: Case, sample: Sample) -> float:
+    """``case``'s encoder floor in ms per streamed frame."""
+    if isinstance(sample, H264Sample):
+        seconds = h264_encoder_floor(sample, case.width, case.height, case.fps, case.viewers)
+    else:
+        seconds = encoder_floor(sample, case.width, case.height, case.fps, case.viewers)
+    return 1000 * seconds
 
 
 def say(text: str) -> None:
@@ -137,7 +145,8 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
     help_s = help_seconds()
     ours_rate, floor_rate = dispatch_rates(20_000 if quick else 100_000)
     camera_latency: dict[str, list[int]] = {}
-    floors = floors_for(cases, camera_latency)
+    samples = floor_samples(cases, camera_latency)
+    floors: dict[tuple[str, int], float] = {}
 
     with SandboxProcess(auto_approve=True, device_interval=1) as sandbox:
         daemon = DaemonClient(sandbox.info, workdir)
@@ -146,6 +155,11 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
         runs: list[RunResult] = []
         key_runs: dict[str, RunResult] = {}
         for case in cases:
+            # The floor just before and just after the case's runs: this
+            # machine's speed drifts by tens of percent over minutes, and a
+            # floor measured once at the start was another machine's.
+            sample = samples[case.camera, case.width, case.height]
+            before = floor_ms(case, sample)
             for client in (daemon, naive):
                 # Quick: one run per client, under the lag probe (it costs about
                 # 0.1 ms of CPU per frame here). Full: CPU runs without it.
@@ -157,6 +171,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
                 runs.append(run)
                 if case == KEY_CASE:
                     key_runs[client.name] = run
+            floors[floor_key(case)] = (before + floor_ms(case, sample)) / 2
         latency_runs = dict(key_runs)
         if not quick:
             for client in (daemon, naive):
@@ -337,13 +352,15 @@ def compose(
         report.targets_table(targets),
         "## Every case\n",
         "CPU per frame: the client process's CPU seconds over the frames all viewers decoded."
-        " Floor: decode + I420 + VP8 encode per viewer, tight loop, no network.\n",
+        " Floor: decode + I420 + VP8 encode per viewer, tight loop, no network;"
+        " measured just before and after each case's runs (their mean).\n",
         report.matrix_table([r for r in runs if r.case.camera != "rtsp"], floors),
     ]
     if any(r.case.camera == "rtsp" for r in runs):
         parts += [
             "## H.264 camera (RTSP, High, 2 s GOP)\n",
-            "Floor: H.264 decode once + I420 + VP8 encode per viewer, tight loop, no network."
+            "Floor: H.264 decode once + I420 + VP8 encode per viewer, tight loop, no network;"
+            " measured just before and after each case's runs (their mean)."
             " Joiner: offer to first frame of a viewer joining the running stream.\n",
             report.h264_table(runs, floors),
             camera_latency_table(camera_latency),
