@@ -248,7 +248,7 @@ async def test_encoder_stops_when_its_last_viewer_leaves() -> None:
     hub.bind(asyncio.get_running_loop())
     encoder = SharedVp8Encoder(hub, 320, 240, FPS, 200_000)
     queue = encoder.subscribe()
-    task = encoder._task
+    task = encoder._viewers.task
     assert task is not None and not task.done()
     encoder.unsubscribe(queue)
     await eventually(task.done, 2, "the encoder task ended")

@@ -1,5 +1,6 @@
-"""What both shared encoders (:mod:`.encoding`, :mod:`.h264_encoding`) take
-from the hub and where they encode.
+"""What both shared encoders (:mod:`.encoding`, :mod:`.h264_encoding`) have
+in common: their viewers and the task that encodes for them, what they take
+from the hub, and where they encode.
 
 Each encoder (one per VP8 layer, one for H.264) runs on a thread of its own
 rather than on the loop's default executor: its state stays in one core's
@@ -14,13 +15,84 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable
-from typing import TypeVar
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from intercom_fsm.adapters.camera.frames import Picture
 from intercom_fsm.adapters.camera.hub import FrameHub
+from intercom_fsm.packet_queue import ViewerPackets
 
 T = TypeVar("T")
+Queue = TypeVar("Queue", bound=ViewerPackets)
+
+
+class Subscribers(Generic[Queue]):
+    """The queues of one shared encoder's viewers, and the task that encodes
+    the hub's new pictures for them: it starts with the first viewer and ends
+    when the last one leaves (or at :meth:`close`).
+
+    ``encode`` encodes one picture and hands the packets to the queues;
+    ``release`` frees the encoder once the task ends. If ``encode`` fails,
+    every queue is closed, so its viewer's track ends instead of waiting."""
+
+    def __init__(
+        self,
+        hub: FrameHub,
+        encode: Callable[[Picture], Awaitable[None]],
+        release: Callable[[], None],
+        *,
+        name: str,
+        log: logging.Logger,
+    ) -> None:
+        self.queues: set[Queue] = set()
+        self.pictures = NewPictures(hub)
+        self._hub = hub
+        self._name = name
+        self._log = log
+        self._encode = encode
+        self._release = release
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The encoding task, while it runs and after it ended (None before the first viewer)."""
+        return self._task
+
+    def add(self, queue: Queue) -> Queue:
+        self.queues.add(queue)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        return queue
+
+    def remove(self, queue: Queue) -> None:
+        queue.close()
+        self.queues.discard(queue)
+        if not self.queues:
+            self._hub.wake()  # the task notices and ends
+
+    async def close(self) -> None:
+        for queue in list(self.queues):
+            self.remove(queue)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        try:
+            while self.queues:
+                picture = self.pictures.next()
+                if picture is None:
+                    await self._hub.wait_for_news()
+                    continue
+                await self._encode(picture)
+        except Exception:
+            self._log.exception("the %s stopped", self._name)
+            for queue in list(self.queues):
+                queue.close()
+            raise
+        finally:
+            self._release()
 
 
 class EncoderThread:

@@ -44,7 +44,7 @@ from typing import Any
 import av
 from av.video.frame import PictureType
 
-from intercom_fsm.adapters.camera.encoder_parts import EncoderThread, NewPictures
+from intercom_fsm.adapters.camera.encoder_parts import EncoderThread, Subscribers
 from intercom_fsm.adapters.camera.frames import PIXEL_FORMAT, VIDEO_TIME_BASE, Picture, video_frame
 from intercom_fsm.adapters.camera.hub import EncodedPackets, FrameHub
 from intercom_fsm.adapters.camera.layers import Layer, LayerChooser, LayerPolicy, LayerRates
@@ -177,7 +177,6 @@ class SharedVp8Encoder:
         policy: LayerPolicy | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        self._hub = hub
         self._width = width
         self._height = height
         self._fps = fps
@@ -187,9 +186,9 @@ class SharedVp8Encoder:
         self._clock = clock
         layers = [Layer.HIGH] + ([Layer.LOW] if self.rates.low is not None else [])
         self._streams = {layer: LayerStream(layer, self.rates.bitrate(layer)) for layer in layers}
-        self._queues: set[PacketQueue] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._pictures = NewPictures(hub)
+        self._viewers: Subscribers[PacketQueue] = Subscribers(
+            hub, self._encode_picture, self._release, name="shared VP8 encoder", log=logger
+        )
         self.pictures_encoded = 0
         """Pictures encoded, each counted once whatever the number of layers."""
         self.keyframes = 0
@@ -199,19 +198,12 @@ class SharedVp8Encoder:
         queue = PacketQueue(
             self, LayerChooser(self.rates, self._clock(), self._policy), self._clock
         )
-        self._queues.add(queue)
         self.request_keyframe(urgent=True, layer=queue.layer)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        return queue
+        return self._viewers.add(queue)
 
     def unsubscribe(self, queue: EncodedPackets) -> None:
-        if not isinstance(queue, PacketQueue):
-            return
-        queue.close()
-        self._queues.discard(queue)
-        if not self._queues:
-            self._hub.wake()  # the task notices and ends
+        if isinstance(queue, PacketQueue):
+            self._viewers.remove(queue)
 
     def request_keyframe(self, urgent: bool = False, layer: Layer | None = None) -> None:
         """The next picture of ``layer`` (of every layer: None) is encoded as a
@@ -224,7 +216,7 @@ class SharedVp8Encoder:
                 stream.keyframe_wanted = True
 
     def viewers_on(self, layer: Layer) -> int:
-        return sum(1 for queue in self._queues if queue.layer is layer)
+        return sum(1 for queue in self._viewers.queues if queue.layer is layer)
 
     def encoding(self, layer: Layer) -> bool:
         """Whether ``layer`` has an open encoder right now."""
@@ -242,39 +234,23 @@ class SharedVp8Encoder:
         return self._streams[layer].encodes if layer in self._streams else 0
 
     async def close(self) -> None:
-        for queue in list(self._queues):
-            self.unsubscribe(queue)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._viewers.close()
 
-    async def _run(self) -> None:
-        try:
-            while self._queues:
-                picture = self._pictures.next()
-                if picture is None:
-                    await self._hub.wait_for_news()
-                    continue
-                self._choose_layers()
-                streams = self._open_needed_layers()
-                pts = self._pictures.pts(picture)
-                encoded = await asyncio.gather(
-                    *(s.encode(self._frame(picture, pts, s)) for s in streams)
-                )
-                self.pictures_encoded += 1
-                self._deliver(dict(zip((s.layer for s in streams), encoded, strict=True)))
-        except Exception:
-            logger.exception("the shared VP8 encoder stopped")
-            for queue in list(self._queues):
-                queue.close()
-            raise
-        finally:
-            for stream in self._streams.values():
-                stream.close()
+    async def _encode_picture(self, picture: Picture) -> None:
+        self._choose_layers()
+        streams = self._open_needed_layers()
+        pts = self._viewers.pictures.pts(picture)
+        encoded = await asyncio.gather(*(s.encode(self._frame(picture, pts, s)) for s in streams))
+        self.pictures_encoded += 1
+        self._deliver(dict(zip((s.layer for s in streams), encoded, strict=True)))
+
+    def _release(self) -> None:
+        for stream in self._streams.values():
+            stream.close()
 
     def _choose_layers(self) -> None:
         now = self._clock()
-        for queue in self._queues:
+        for queue in self._viewers.queues:
             if queue.chooser is None:
                 continue
             switch = queue.chooser.decide(now, self.sent_rate)
@@ -289,7 +265,8 @@ class SharedVp8Encoder:
                 )
 
     def _open_needed_layers(self) -> list[LayerStream]:
-        needed = {queue.layer for queue in self._queues} | {q.target for q in self._queues}
+        queues = self._viewers.queues
+        needed = {queue.layer for queue in queues} | {queue.target for queue in queues}
         now = self._clock()
         for layer, stream in self._streams.items():
             if layer in needed and stream.codec is None:
@@ -308,7 +285,7 @@ class SharedVp8Encoder:
                 if packet.is_keyframe:
                     self.keyframes += 1
                     stream.last_keyframe = now
-        for queue in list(self._queues):
+        for queue in list(self._viewers.queues):
             queue.offer(encoded)
 
     def _frame(self, picture: Picture, pts: int, stream: LayerStream) -> av.VideoFrame:

@@ -18,7 +18,6 @@ picture: viewers see one picture late, none is dropped, no connection ends.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import av
 from av.video.frame import PictureType
 
-from intercom_fsm.adapters.camera.encoder_parts import EncoderThread, NewPictures
+from intercom_fsm.adapters.camera.encoder_parts import EncoderThread, Subscribers
 from intercom_fsm.adapters.camera.frames import VIDEO_TIME_BASE, Picture, video_frame
 from intercom_fsm.adapters.camera.h264 import AccessUnitFixer, StreamLayout
 from intercom_fsm.adapters.camera.h264_encoders import (
@@ -59,7 +58,6 @@ class SharedH264Encoder:
         choice: EncoderChoice,
         open_encoder: OpenH264Encoder = open_h264_encoder,
     ) -> None:
-        self._hub = hub
         self._size = (width, height)
         self._fps = fps
         self.bitrate = bitrate
@@ -67,65 +65,42 @@ class SharedH264Encoder:
         self._open_encoder = open_encoder
         self._encoder: H264Encoder | None = None
         self._fixer = AccessUnitFixer(StreamLayout(None, None))
-        self._queues: set[KeyframeQueue] = set()
-        self._task: asyncio.Task[None] | None = None
         self._keyframe_wanted = True
         self._last_keyframe = -float("inf")
-        self._pictures = NewPictures(hub)
+        self._viewers: Subscribers[KeyframeQueue] = Subscribers(
+            hub, self._encode_picture, self._release, name="shared H.264 encoder", log=logger
+        )
         self._thread = EncoderThread("intercom-h264")
         self.pictures_encoded = 0
         self.keyframes = 0
         self.fallbacks = 0
 
     def subscribe(self) -> KeyframeQueue:
-        queue = KeyframeQueue(on_reset=self.request_keyframe)
-        self._queues.add(queue)
         self.request_keyframe(urgent=True)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        return queue
+        return self._viewers.add(KeyframeQueue(on_reset=self.request_keyframe))
 
     def unsubscribe(self, queue: EncodedPackets) -> None:
-        if not isinstance(queue, KeyframeQueue):
-            return
-        queue.close()
-        self._queues.discard(queue)
-        if not self._queues:
-            self._hub.wake()  # the task notices and ends
+        if isinstance(queue, KeyframeQueue):
+            self._viewers.remove(queue)
 
     def request_keyframe(self, urgent: bool = False) -> None:
         if urgent or time.monotonic() - self._last_keyframe >= KEYFRAME_MIN_INTERVAL:
             self._keyframe_wanted = True
 
     async def close(self) -> None:
-        for queue in list(self._queues):
-            self.unsubscribe(queue)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._viewers.close()
 
-    async def _run(self) -> None:
-        try:
-            while self._queues:
-                picture = self._pictures.next()
-                if picture is None:
-                    await self._hub.wait_for_news()
-                    continue
-                frame = self._frame(picture)
-                packets = await self._thread.run(self._encode, frame)
-                self.pictures_encoded += 1
-                for packet in packets:
-                    self._deliver(packet)
-        except Exception:
-            logger.exception("the shared H.264 encoder stopped")
-            for queue in list(self._queues):
-                queue.close()
-            raise
-        finally:
-            self._thread.close()
-            if self._encoder is not None:
-                closing(self._encoder)
-                self._encoder = None
+    async def _encode_picture(self, picture: Picture) -> None:
+        packets = await self._thread.run(self._encode, self._frame(picture))
+        self.pictures_encoded += 1
+        for packet in packets:
+            self._deliver(packet)
+
+    def _release(self) -> None:
+        self._thread.close()
+        if self._encoder is not None:
+            closing(self._encoder)
+            self._encoder = None
 
     def _encode(self, frame: av.VideoFrame) -> list[av.Packet[Any]]:
         """On the encoder's thread: encode, replacing a failed hardware encoder."""
@@ -174,11 +149,11 @@ class SharedH264Encoder:
         if keyframe:
             self.keyframes += 1
             self._last_keyframe = time.monotonic()
-        for queue in list(self._queues):
+        for queue in list(self._viewers.queues):
             queue.put(packet, keyframe)
 
     def _frame(self, picture: Picture) -> av.VideoFrame:
-        frame = video_frame(picture, self._pictures.pts(picture))
+        frame = video_frame(picture, self._viewers.pictures.pts(picture))
         if self._keyframe_wanted:
             self._keyframe_wanted = False
             frame.pict_type = PictureType.I
