@@ -7,7 +7,8 @@ the first one) and releases it otherwise. When the device cannot be opened
 or fails while in use, the thread reports the failure once, waits an
 exponential backoff with full jitter, and opens it again; success reports
 the "opened" event the first time and the "recovered" event after a
-failure. Events go to ``emit`` on this thread, which hands them to the loop.
+failure (:mod:`intercom_fsm.adapters.device_thread`, as the camera's capture
+does). Events go to ``emit`` on this thread, which hands them to the loop.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from intercom_fsm.adapters.audio.alsa import AlsaError
+from intercom_fsm.adapters.device_thread import Availability, Demand, DeviceEvents
 from intercom_fsm.events import Event
 from intercom_fsm.machine.backoff import Backoff, BackoffPolicy
 
@@ -44,14 +46,14 @@ class DeviceWorker(Generic[Device]):
         backoff: BackoffPolicy,
     ) -> None:
         self.description = description
-        self._emit = emit
         self._random = random
         self._backoff = Backoff(BackoffPolicy(backoff.base, backoff.cap, STABLE_AFTER))
-        self._condition = threading.Condition()
-        self._stopping = False
-        self._demanded = False
-        self._announced = False
-        self._failing = False
+        self._demand = Demand()
+        cls = type(self)
+        events = DeviceEvents(cls.opened_event, cls.failed_event, cls.recovered_event)
+        self._availability = Availability(
+            self.kind, events, emit, self._demand, logger, self._count_failure
+        )
         self.online = False
         """Opened and not failed since (like the camera's)."""
         self.serving = False
@@ -66,14 +68,10 @@ class DeviceWorker(Generic[Device]):
         self._thread.start()
 
     def set_demand(self, demanded: bool) -> None:
-        with self._condition:
-            self._demanded = demanded
-            self._condition.notify_all()
+        self._demand.set(demanded)
 
     def stop(self) -> None:
-        with self._condition:
-            self._stopping = True
-            self._condition.notify_all()
+        self._demand.stop()
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
@@ -91,14 +89,13 @@ class DeviceWorker(Generic[Device]):
         raise NotImplementedError
 
     def wanted(self) -> bool:
-        with self._condition:
-            return self._demanded and not self._stopping
+        return self._demand.wanted()
 
     # --- the thread -------------------------------------------------------------------
 
     def _run(self) -> None:
         try:
-            while self._wait_for_demand():
+            while self._demand.wait():
                 self._serve_while_wanted()
         except Exception:
             logger.exception("the %s thread stopped on an unexpected error", self.kind)
@@ -124,54 +121,26 @@ class DeviceWorker(Generic[Device]):
             finally:
                 self.serving = False
                 self.close_device(device)
-            if self.wanted() and self._failing and not self._sleep(self._next_delay()):
+            failing = self._availability.failing
+            if self.wanted() and failing and not self._sleep(self._next_delay()):
                 return
 
     def _opened(self) -> None:
         self._backoff.succeeded(time.monotonic())
         self.opens += 1
         self.online = True
-        if not self._announced:
-            self._announced = True
-            self._failing = False
-            logger.info("%s opened: %s", self.kind, self.description)
-            self._announce(type(self).opened_event(self.description))
-        elif self._failing:
-            self._failing = False
-            logger.info("%s recovered: %s", self.kind, self.description)
-            self._announce(type(self).recovered_event())
+        self._availability.opened(self.description, self.description)
 
     def _fail(self, reason: str) -> None:
         self.online = False
-        if self._failing:
-            logger.debug("%s still unavailable: %s", self.kind, reason)
-            return
-        self._failing = True
-        self.failures += 1
-        # The operator's line comes from the machine (it reports the event).
-        logger.debug("%s unavailable: %s", self.kind, reason)
-        self._announce(type(self).failed_event(reason))
+        self._availability.failed(reason)
 
-    def _announce(self, event: Event) -> None:
-        if not self._stopping:
-            self._emit(event)
+    def _count_failure(self) -> None:
+        self.failures += 1
 
     def _next_delay(self) -> float:
         return self._backoff.next_delay(time.monotonic(), self._random)
 
-    def _wait_for_demand(self) -> bool:
-        with self._condition:
-            while not self._stopping and not self._demanded:
-                self._condition.wait()
-            return not self._stopping
-
     def _sleep(self, seconds: float) -> bool:
         """False, at once, when the demand ends or the worker stops."""
-        deadline = time.monotonic() + seconds
-        with self._condition:
-            while self._demanded and not self._stopping:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return True
-                self._condition.wait(remaining)
-            return False
+        return self._demand.sleep_until(time.monotonic() + seconds)

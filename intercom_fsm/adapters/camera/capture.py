@@ -47,6 +47,7 @@ from intercom_fsm.adapters.camera.readers import (
 )
 from intercom_fsm.adapters.camera.settings import CameraSettings
 from intercom_fsm.adapters.camera.sources import VideoSource
+from intercom_fsm.adapters.device_thread import Availability, Demand, DeviceEvents
 from intercom_fsm.events import CameraFailed, CameraOpened, CameraRecovered, Event
 from intercom_fsm.machine.backoff import Backoff, BackoffPolicy
 
@@ -113,7 +114,6 @@ class CaptureWorker:
         self._source = source
         self._settings = settings
         self._hub = hub
-        self._emit = emit
         self._random = random
         self._open_source = open_source
         self._backoff = Backoff(
@@ -124,13 +124,19 @@ class CaptureWorker:
         self._offline_pixels: tuple[int, I420] | None = None
         self._offline_h264: OfflineEncoder | None = None
         self._offline_pacer = Pacer(settings.frame_interval)
-        self._condition = threading.Condition()
-        self._stopping = False
-        self._demanded = False
+        self._demand = Demand()
+        self._availability = Availability(
+            "camera",
+            DeviceEvents(CameraOpened, CameraFailed, CameraRecovered),
+            emit,
+            self._demand,
+            logger,
+            self._count_failure,
+        )
+        self._requests = threading.Lock()
+        """Guards what the loop asks of the thread besides the demand."""
         self._pictures_wanted = True
         self._keyframe_asked = False
-        self._announced = False
-        self._failing = False
         self._counters = counters
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
 
@@ -140,18 +146,16 @@ class CaptureWorker:
         self._thread.start()
 
     def set_demand(self, demanded: bool) -> None:
-        with self._condition:
-            self._demanded = demanded
-            self._condition.notify_all()
+        self._demand.set(demanded)
 
     def request_camera_keyframe(self) -> None:
         """Ask the source for a keyframe before the next picture, where it
         can be asked (a V4L2 H.264 camera)."""
-        with self._condition:
+        with self._requests:
             self._keyframe_asked = True
 
     def _take_keyframe_request(self) -> bool:
-        with self._condition:
+        with self._requests:
             asked, self._keyframe_asked = self._keyframe_asked, False
         return asked
 
@@ -161,13 +165,11 @@ class CaptureWorker:
         network) but nothing is decoded or drawn: an idle door spends no CPU
         on pictures nobody sees. A viewer's track is made when its offer is
         answered, so its first pictures are decoded during the handshake."""
-        with self._condition:
+        with self._requests:
             self._pictures_wanted = wanted
 
     def stop(self) -> None:
-        with self._condition:
-            self._stopping = True
-            self._condition.notify_all()
+        self._demand.stop()
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
@@ -176,7 +178,7 @@ class CaptureWorker:
 
     def _run(self) -> None:
         try:
-            while self._wait_for_demand():
+            while self._demand.wait():
                 self._serve()
                 with self._counters.counting() as counters:
                     counters.capturing = False
@@ -188,7 +190,7 @@ class CaptureWorker:
         """Keep the source open and read while there is demand."""
         reader: FrameReader | None = None
         try:
-            while self._wanted():
+            while self._demand.wanted():
                 if reader is None:
                     reader = self._open()
                     if reader is None:
@@ -235,21 +237,13 @@ class CaptureWorker:
             counters.source_format = source_format
         if self._passthrough is not None:
             self._passthrough.restart_soon()
-        if not self._announced:
-            self._announced = True
-            self._failing = False
-            description = (
-                f"{self._source.description}, {settings.width}x{settings.height} "
-                f"at {settings.fps:g} fps"
-            )
-            if source_format.codec != "raw":
-                description += f" ({source_format.description})"
-            logger.info("camera opened: %s", description)
-            self._announce(CameraOpened(description))
-        elif self._failing:
-            self._failing = False
-            logger.info("camera recovered: %s", self._source.description)
-            self._announce(CameraRecovered())
+        description = (
+            f"{self._source.description}, {settings.width}x{settings.height} "
+            f"at {settings.fps:g} fps"
+        )
+        if source_format.codec != "raw":
+            description += f" ({source_format.description})"
+        self._availability.opened(description, self._source.description)
         return reader
 
     def _read_until_failure(self, reader: FrameReader) -> str | None:
@@ -265,7 +259,7 @@ class CaptureWorker:
                 if not self._sleep_until(pacer.due(time.monotonic())):
                     return None
                 pacer.advance(time.monotonic())
-            elif not self._wanted():
+            elif not self._demand.wanted():
                 return None
             pictures_wanted = self._pictures_are_wanted()
             reader.set_pictures_wanted(pictures_wanted)
@@ -350,43 +344,17 @@ class CaptureWorker:
     def _fail(self, reason: str) -> None:
         with self._counters.counting() as counters:
             counters.online = counters.capturing = False
-        if self._failing:
-            logger.debug("camera still offline: %s", reason)
-            return
-        self._failing = True
+        self._availability.failed(reason, unavailable="offline")
+
+    def _count_failure(self) -> None:
         with self._counters.counting() as counters:
             counters.failures += 1
-        # The operator's line comes from the machine (it reports the event).
-        logger.debug("camera offline: %s", reason)
-        self._announce(CameraFailed(reason))
-
-    def _announce(self, event: Event) -> None:
-        if not self._stopping:
-            self._emit(event)
 
     # --- waiting ------------------------------------------------------------------------
 
-    def _wanted(self) -> bool:
-        with self._condition:
-            return self._demanded and not self._stopping
-
     def _pictures_are_wanted(self) -> bool:
-        with self._condition:
+        with self._requests:
             return self._pictures_wanted
 
-    def _wait_for_demand(self) -> bool:
-        with self._condition:
-            while not self._stopping and not self._demanded:
-                self._condition.wait()
-            return not self._stopping
-
     def _sleep_until(self, deadline: float) -> bool:
-        """Sleep until ``deadline`` (``time.monotonic()``); False, at once, when
-        the demand ends or the worker stops."""
-        with self._condition:
-            while self._demanded and not self._stopping:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return True
-                self._condition.wait(remaining)
-            return False
+        return self._demand.sleep_until(deadline)
