@@ -29,11 +29,8 @@ from the harness.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -42,12 +39,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, Final, Self
+from typing import Final, Self
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from bench.child import READY_PREFIX, ReadyChild
 from bench.stamp import stamp_region, write_stamp
 
 __all__ = ["MjpegSourceProcess", "SyntheticCamera", "main"]
@@ -55,7 +53,6 @@ __all__ = ["MjpegSourceProcess", "SyntheticCamera", "main"]
 BOUNDARY: Final = "frame"
 STREAM_PATH: Final = "/stream.mjpg"
 SNAPSHOT_PATH: Final = "/snapshot.jpg"
-READY_PREFIX: Final = "READY "
 CLIENT_WAIT_S: Final = 0.5
 """How long a client thread waits for a frame before it looks at the stop flag
 again: bounds how long a stopping server keeps a thread busy."""
@@ -348,7 +345,6 @@ class MjpegSourceProcess:
     """
 
     READY_TIMEOUT_S: Final = 15.0
-    STOP_TIMEOUT_S: Final = 5.0
 
     def __init__(
         self,
@@ -361,8 +357,21 @@ class MjpegSourceProcess:
         """``wrap`` turns the command line into another (e.g. run it in a
         network namespace: its URL is then on that namespace's loopback)."""
         self.width, self.height, self.fps, self.quality = width, height, fps, quality
-        self._wrap = wrap
-        self._process: subprocess.Popen[str] | None = None
+        command = [
+            sys.executable,
+            "-m",
+            "bench.mjpeg_source",
+            "--port=0",
+            f"--width={width}",
+            f"--height={height}",
+            f"--fps={fps}",
+            f"--quality={quality}",
+        ]
+        self._child = ReadyChild(
+            "the MJPEG source",
+            wrap(command) if wrap is not None else command,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         self._url: str | None = None
 
     @property
@@ -378,59 +387,22 @@ class MjpegSourceProcess:
 
     @property
     def pid(self) -> int:
-        if self._process is None:
+        if self._child.process is None:
             raise RuntimeError("the MJPEG source has not been started")
-        return self._process.pid
+        return self._child.process.pid
 
     @property
     def returncode(self) -> int | None:
         """None while running (or before start)."""
-        return None if self._process is None else self._process.poll()
+        process = self._child.process
+        return None if process is None else process.poll()
 
     def start(self) -> Self:
-        if self._process is not None:
-            raise RuntimeError("the MJPEG source was already started")
-        command = [
-            sys.executable,
-            "-m",
-            "bench.mjpeg_source",
-            "--port=0",
-            f"--width={self.width}",
-            f"--height={self.height}",
-            f"--fps={self.fps}",
-            f"--quality={self.quality}",
-        ]
-        process = subprocess.Popen(
-            self._wrap(command) if self._wrap is not None else command,
-            cwd=Path(__file__).resolve().parents[1],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self._process = process
-        lines: queue.Queue[str | None] = queue.Queue()
-        assert process.stdout is not None
-        threading.Thread(
-            target=_drain, args=(process.stdout, lines), name="mjpeg-source-stdout", daemon=True
-        ).start()
-        try:
-            self._url = _ready_url(process, lines, self.READY_TIMEOUT_S)
-        except BaseException:
-            self.stop()
-            raise
+        self._url = self._child.start(self.READY_TIMEOUT_S)
         return self
 
     def stop(self) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=self.STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=self.STOP_TIMEOUT_S)
+        self._child.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -442,37 +414,6 @@ class MjpegSourceProcess:
         _traceback: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _drain(stream: IO[str], lines: queue.Queue[str | None]) -> None:
-    """Forward the child's stdout lines until it closes (so the pipe never fills)."""
-    with stream, contextlib.suppress(ValueError, OSError):
-        for line in stream:
-            lines.put(line)
-    lines.put(None)
-
-
-def _ready_url(
-    process: subprocess.Popen[str], lines: queue.Queue[str | None], timeout: float
-) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"the MJPEG source did not report READY within {timeout} s")
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        if line is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=2.0)
-            raise RuntimeError(
-                f"the MJPEG source exited (status {process.returncode}) before it was ready"
-                " (its stderr says why)"
-            )
-        if line.startswith(READY_PREFIX):
-            return line.removeprefix(READY_PREFIX).strip()
 
 
 if __name__ == "__main__":

@@ -15,16 +15,13 @@ has the GStreamer bindings; the project's virtualenv does not.
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import signal
 import subprocess
-import threading
-import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final, Self
+from typing import Final, Self
 
+from bench.child import ReadyChild
 from bench.mjpeg_source import MjpegSourceProcess
 
 SYSTEM_PYTHON: Final = "/usr/bin/python3"
@@ -71,7 +68,6 @@ def default_kbps(width: int, height: int, fps: float) -> int:
 
 class RtspSourceProcess:
     READY_TIMEOUT_S: Final = 20.0
-    STOP_TIMEOUT_S: Final = 5.0
 
     def __init__(
         self,
@@ -85,10 +81,8 @@ class RtspSourceProcess:
         self.gop_seconds = gop_seconds
         self._inband = inband_parameter_sets
         self._mjpeg = MjpegSourceProcess(width, height, fps)
-        self._process: subprocess.Popen[str] | None = None
+        self._server: ReadyChild | None = None
         self._url: str | None = None
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -98,18 +92,19 @@ class RtspSourceProcess:
 
     @property
     def pid(self) -> int:
-        if self._process is None:
+        process = self._server.process if self._server is not None else None
+        if process is None:
             raise RuntimeError("the RTSP source has not been started")
-        return self._process.pid
+        return process.pid
 
     def transports(self) -> list[str]:
         """The Transport header of every SETUP a client sent, in order."""
-        with self._lock:
-            return [
-                line.removeprefix("SETUP ") for line in self._lines if line.startswith("SETUP ")
-            ]
+        lines = self._server.lines() if self._server is not None else []
+        return [line.removeprefix("SETUP ") for line in lines if line.startswith("SETUP ")]
 
     def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError("the RTSP source was already started")
         self._mjpeg.start()
         command = [
             SYSTEM_PYTHON,
@@ -121,41 +116,26 @@ class RtspSourceProcess:
         ]
         if self._inband:
             command.append("--inband")
+        self._server = ReadyChild("the RTSP server", command)
         try:
-            self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
-            )
-            lines: queue.Queue[str | None] = queue.Queue()
-            assert self._process.stdout is not None
-            threading.Thread(
-                target=self._drain, args=(self._process.stdout, lines), daemon=True
-            ).start()
-            self._url = self._ready_url(lines)
+            self._url = self._server.start(self.READY_TIMEOUT_S)
         except BaseException:
-            self.stop()
+            self._mjpeg.stop()
             raise
         return self
 
     def pause(self) -> None:
         """The camera hangs: its process stops, its sockets stay open."""
-        if self._process is not None:
-            self._process.send_signal(signal.SIGSTOP)
+        if self._server is not None:
+            self._server.signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        if self._process is not None:
-            self._process.send_signal(signal.SIGCONT)
+        if self._server is not None:
+            self._server.signal(signal.SIGCONT)
 
     def stop(self) -> None:
-        process = self._process
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGCONT)
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=self.STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=self.STOP_TIMEOUT_S)
+        if self._server is not None:
+            self._server.stop()
         self._mjpeg.stop()
 
     def __enter__(self) -> Self:
@@ -168,26 +148,3 @@ class RtspSourceProcess:
         _traceback: TracebackType | None,
     ) -> None:
         self.stop()
-
-    def _drain(self, stream: IO[str], lines: queue.Queue[str | None]) -> None:
-        with stream, contextlib.suppress(ValueError, OSError):
-            for line in stream:
-                with self._lock:
-                    self._lines.append(line.strip())
-                lines.put(line)
-        lines.put(None)
-
-    def _ready_url(self, lines: queue.Queue[str | None]) -> str:
-        deadline = time.monotonic() + self.READY_TIMEOUT_S
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("the RTSP server did not report READY")
-            try:
-                line = lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError("the RTSP server exited before it was ready (see its stderr)")
-            if line.startswith("READY "):
-                return line.removeprefix("READY ").strip()
