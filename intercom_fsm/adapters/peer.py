@@ -76,7 +76,9 @@ class SharedEncodingTrack(Protocol):
     """A track that can take already encoded packets from an encoder shared
     by viewers of the same codec (the camera adapter's tracks can)."""
 
-    def share_encoder(self, mime_type: str, profile_level_id: str | None = None) -> bool: ...
+    def share_encoder(
+        self, mime_type: str, profile_level_id: str | None = None, viewer: str = ""
+    ) -> bool: ...
 
     def request_keyframe(self) -> None: ...
 
@@ -268,7 +270,9 @@ class PeerConnections:
             and track is not None
             and isinstance(track, SharedEncodingTrack)
             and codec is not None
-            and track.share_encoder(codec, negotiated_profile_level_id(answer_sdp))
+            and track.share_encoder(
+                codec, negotiated_profile_level_id(answer_sdp), viewer=entry.session
+            )
         ):
             _forward_keyframe_requests(sender, track)
             if isinstance(track, FeedbackListener):

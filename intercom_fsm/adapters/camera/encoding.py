@@ -194,10 +194,9 @@ class SharedVp8Encoder:
         self.keyframes = 0
         self.layer_switches = 0
 
-    def subscribe(self) -> PacketQueue:
-        queue = PacketQueue(
-            self, LayerChooser(self.rates, self._clock(), self._policy), self._clock
-        )
+    def subscribe(self, viewer: str = "") -> PacketQueue:
+        chooser = LayerChooser(self.rates, self._clock(), self._policy)
+        queue = PacketQueue(self, chooser, self._clock, viewer=viewer)
         self.request_keyframe(urgent=True, layer=queue.layer)
         return self._viewers.add(queue)
 
@@ -258,7 +257,8 @@ class SharedVp8Encoder:
                 self.layer_switches += 1
                 self.request_keyframe(urgent=True, layer=switch.dest)
                 logger.info(
-                    "a viewer's video goes from the %s layer to the %s one: %s",
+                    "viewer %r: its video goes from the %s layer to the %s one: %s",
+                    queue.viewer,
                     switch.source.value,
                     switch.dest.value,
                     switch.reason,

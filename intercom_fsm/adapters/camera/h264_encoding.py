@@ -75,7 +75,7 @@ class SharedH264Encoder:
         self.keyframes = 0
         self.fallbacks = 0
 
-    def subscribe(self) -> KeyframeQueue:
+    def subscribe(self, viewer: str = "") -> KeyframeQueue:
         self.request_keyframe(urgent=True)
         return self._viewers.add(KeyframeQueue(on_reset=self.request_keyframe))
 

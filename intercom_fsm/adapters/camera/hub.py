@@ -115,7 +115,9 @@ class ViewerFeedback(Protocol):
 
 
 class SharedEncoder(Protocol):
-    def subscribe(self) -> EncodedPackets: ...
+    def subscribe(self, viewer: str = "") -> EncodedPackets:
+        """A queue of the encoding's packets for ``viewer`` (a name for the log)."""
+        ...
 
     def unsubscribe(self, queue: EncodedPackets) -> None: ...
 
@@ -155,17 +157,20 @@ class ViewerTrack(MediaStreamTrack):
         self._last_sequence: int | None = None
         self._last_pts = -1
 
-    def share_encoder(self, mime_type: str, profile_level_id: str | None = None) -> bool:
+    def share_encoder(
+        self, mime_type: str, profile_level_id: str | None = None, viewer: str = ""
+    ) -> bool:
         """Take encoded packets from the shared encoder for ``mime_type`` (the
         codec the viewer's connection negotiated; for H.264 also the
-        ``profile-level-id`` the answer gave), if there is one."""
+        ``profile-level-id`` the answer gave), if there is one. ``viewer``
+        names the viewer in the encoder's log lines."""
         if self._packets is not None or self.readyState != "live":
             return self._packets is not None
         encoder = self._find_shared_encoder(mime_type.lower(), profile_level_id)
         if encoder is None:
             return False
         self._encoder = encoder
-        self._packets = encoder.subscribe()
+        self._packets = encoder.subscribe(viewer)
         packets: object = self._packets
         self._feedback = packets if isinstance(packets, ViewerFeedback) else None
         return True

@@ -110,7 +110,7 @@ class H264Passthrough:
 
     # --- event loop -----------------------------------------------------------------
 
-    def subscribe(self) -> KeyframeQueue:
+    def subscribe(self, viewer: str = "") -> KeyframeQueue:
         queue = KeyframeQueue()
         self._queues.add(queue)
         self._set_wanted()

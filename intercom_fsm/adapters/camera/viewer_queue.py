@@ -39,8 +39,11 @@ class PacketQueue(ViewerPackets):
         encoder: KeyframeSource,
         chooser: LayerChooser | None = None,
         clock: Clock = time.monotonic,
+        viewer: str = "",
     ) -> None:
         super().__init__()
+        self.viewer = viewer
+        """Whose queue this is, for the log."""
         self._encoder = encoder
         self.chooser = chooser
         self._clock = clock
