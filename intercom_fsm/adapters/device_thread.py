@@ -105,9 +105,10 @@ class Availability:
         """Failed and not back since."""
         return self._failing
 
-    def opened(self, description: str, recovered: str) -> None:
+    def opened(self, description: str, recovered: str | None = None) -> None:
         """The device is open: ``description`` says what opened, the first
-        time; ``recovered`` names it when it is back after a failure."""
+        time; ``recovered`` (else ``description``) names it when it is back
+        after a failure."""
         if not self._announced:
             self._announced = True
             self._failing = False
@@ -115,7 +116,7 @@ class Availability:
             self._tell(self._events.opened(description))
         elif self._failing:
             self._failing = False
-            self._log.info("%s recovered: %s", self._kind, recovered)
+            self._log.info("%s recovered: %s", self._kind, recovered or description)
             self._tell(self._events.recovered())
 
     def failed(self, reason: str, *, unavailable: str = "unavailable") -> None:

@@ -109,7 +109,7 @@ class DeviceWorker(Generic[Device]):
                 device = self.open_device()
             except AlsaError as error:
                 self._fail(str(error))
-                if not self._sleep(self._next_delay()):
+                if not self._back_off():
                     return
                 continue
             self._opened()
@@ -121,15 +121,14 @@ class DeviceWorker(Generic[Device]):
             finally:
                 self.serving = False
                 self.close_device(device)
-            failing = self._availability.failing
-            if self.wanted() and failing and not self._sleep(self._next_delay()):
+            if self.wanted() and self._availability.failing and not self._back_off():
                 return
 
     def _opened(self) -> None:
         self._backoff.succeeded(time.monotonic())
         self.opens += 1
         self.online = True
-        self._availability.opened(self.description, self.description)
+        self._availability.opened(self.description)
 
     def _fail(self, reason: str) -> None:
         self.online = False
@@ -138,9 +137,8 @@ class DeviceWorker(Generic[Device]):
     def _count_failure(self) -> None:
         self.failures += 1
 
-    def _next_delay(self) -> float:
-        return self._backoff.next_delay(time.monotonic(), self._random)
-
-    def _sleep(self, seconds: float) -> bool:
-        """False, at once, when the demand ends or the worker stops."""
-        return self._demand.sleep_until(time.monotonic() + seconds)
+    def _back_off(self) -> bool:
+        """Wait the next backoff delay; False, at once, when the demand ends
+        or the worker stops."""
+        now = time.monotonic()
+        return self._demand.sleep_until(now + self._backoff.next_delay(now, self._random))

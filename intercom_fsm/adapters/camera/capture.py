@@ -256,7 +256,7 @@ class CaptureWorker:
         decoded = reader.pictures_decoded
         while True:
             if pacer is not None:
-                if not self._sleep_until(pacer.due(time.monotonic())):
+                if not self._demand.sleep_until(pacer.due(time.monotonic())):
                     return None
                 pacer.advance(time.monotonic())
             elif not self._demand.wanted():
@@ -307,7 +307,7 @@ class CaptureWorker:
                 due = self._offline_pacer.due(now)
             if now >= deadline:
                 return True
-            if not self._sleep_until(min(due, deadline)):
+            if not self._demand.sleep_until(min(due, deadline)):
                 return False
 
     def _publish_offline(self, now: float) -> None:
@@ -355,6 +355,3 @@ class CaptureWorker:
     def _pictures_are_wanted(self) -> bool:
         with self._requests:
             return self._pictures_wanted
-
-    def _sleep_until(self, deadline: float) -> bool:
-        return self._demand.sleep_until(deadline)
