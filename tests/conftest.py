@@ -12,7 +12,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 
-FAST_FOLDERS = frozenset({"config", "daemon", "docs", "machine", "property", "unit"})
+FAST_FOLDERS = frozenset({"config", "daemon", "docs", "machine", "property"})
 """No process, no server, no socket: the machine, the runtime with in-process
 adapters, the settings, the README."""
 

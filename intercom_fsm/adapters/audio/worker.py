@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 
 from intercom_fsm.adapters.audio.alsa import AlsaError
 from intercom_fsm.adapters.device_thread import Availability, Demand, DeviceEvents
+from intercom_fsm.adapters.thread_names import name_native_thread
 from intercom_fsm.events import Event
 from intercom_fsm.machine.backoff import Backoff, BackoffPolicy
 
@@ -94,6 +95,7 @@ class DeviceWorker(Generic[Device]):
     # --- the thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        name_native_thread()
         try:
             while self._demand.wait():
                 self._serve_while_wanted()

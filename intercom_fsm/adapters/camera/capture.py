@@ -48,6 +48,7 @@ from intercom_fsm.adapters.camera.readers import (
 from intercom_fsm.adapters.camera.settings import CameraSettings
 from intercom_fsm.adapters.camera.sources import VideoSource
 from intercom_fsm.adapters.device_thread import Availability, Demand, DeviceEvents
+from intercom_fsm.adapters.thread_names import name_native_thread
 from intercom_fsm.events import CameraFailed, CameraOpened, CameraRecovered, Event
 from intercom_fsm.machine.backoff import Backoff, BackoffPolicy
 
@@ -177,6 +178,7 @@ class CaptureWorker:
     # --- the thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        name_native_thread()
         try:
             while self._demand.wait():
                 self._serve()

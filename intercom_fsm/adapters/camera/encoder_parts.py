@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 
 from intercom_fsm.adapters.camera.frames import Picture
 from intercom_fsm.adapters.camera.hub import FrameHub
+from intercom_fsm.adapters.thread_names import name_native_thread
 from intercom_fsm.packet_queue import ViewerPackets
 
 T = TypeVar("T")
@@ -105,7 +106,9 @@ class EncoderThread:
 
     async def run(self, job: Callable[..., T], *args: object) -> T:
         if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(1, self._name)
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                1, self._name, initializer=name_native_thread
+            )
         return await asyncio.get_running_loop().run_in_executor(self._executor, job, *args)
 
     def close(self) -> None:
