@@ -1,0 +1,183 @@
+"""Where the daemon's CPU goes, thread by thread, for one case held running.
+
+    python bench/threads.py                                 # H.264 RTSP 640x480@15, one viewer
+    python bench/threads.py --camera mjpeg --viewers 3 --window 20
+
+Starts the sandbox, the daemon, a bench camera and its viewers as
+``bench/pipeline.py`` does, waits until every viewer has a frame and the
+stream has settled, and reads each of the daemon's threads before and after a
+window from ``/proc/<pid>/task``: its CPU (the scheduler's own nanoseconds,
+``schedstat``) and its voluntary context switches (each one a sleep, so a
+wake-up). The daemon names its threads (``camera-capture``, ``vp8-high_0``,
+``h264_0``, ``microphone``...); the main thread runs the event loop; threads
+it did not start itself (asyncio's executor, for one) keep the process's
+name. Threads of one name are added up, so an encoder closed and
+opened again inside the window counts as one. A thread that ended inside the
+window cannot be read any more: the process's own figure (``/proc/<pid>/stat``,
+counted in clock ticks, exited threads included) is printed beside the sum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: bench/ is sys.path[0], not the root
+    sys.path.insert(0, str(ROOT))
+
+from bench.clients import DaemonClient  # noqa: E402
+from bench.runs import FIRST_FRAME_TIMEOUT, SETTLE_SECONDS, Case  # noqa: E402
+from bench.stamp_viewer import StampViewer  # noqa: E402
+from intercom_fsm.sandbox.process import SandboxProcess  # noqa: E402
+
+
+@dataclass(frozen=True)
+class ThreadSample:
+    name: str
+    cpu_ns: int
+    wakeups: int
+
+
+MAIN_THREAD = "main (event loop)"
+
+
+def read_threads(pid: int) -> dict[int, ThreadSample]:
+    """Every live thread of ``pid`` by thread id (one that ends while it is
+    read is left out); the main thread, which runs the event loop, as
+    :data:`MAIN_THREAD`."""
+    samples: dict[int, ThreadSample] = {}
+    for entry in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = MAIN_THREAD if entry.name == str(pid) else (entry / "comm").read_text().strip()
+            cpu_ns = int((entry / "schedstat").read_text().split()[0])
+            status = (entry / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue
+        wakeups = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+        samples[int(entry.name)] = ThreadSample(name, cpu_ns, wakeups)
+    return samples
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system time of the whole process, its ended threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ThreadUse:
+    name: str
+    threads: int
+    cpu_ms_per_s: float
+    wakeups_per_s: float
+
+
+def by_name(
+    before: dict[int, ThreadSample], after: dict[int, ThreadSample], seconds: float
+) -> list[ThreadUse]:
+    """Each name's CPU and wake-ups in the window, the busiest first. A
+    thread born inside the window counts from zero."""
+    cpu: dict[str, int] = defaultdict(int)
+    wakeups: dict[str, int] = defaultdict(int)
+    threads: dict[str, int] = defaultdict(int)
+    for tid, sample in after.items():
+        start = before.get(tid, ThreadSample(sample.name, 0, 0))
+        cpu[sample.name] += sample.cpu_ns - start.cpu_ns
+        wakeups[sample.name] += sample.wakeups - start.wakeups
+        threads[sample.name] += 1
+    uses = [
+        ThreadUse(name, threads[name], cpu[name] / 1e6 / seconds, wakeups[name] / seconds)
+        for name in cpu
+    ]
+    return sorted(uses, key=lambda use: -use.cpu_ms_per_s)
+
+
+def table(uses: list[ThreadUse], process_ms_per_s: float, frames_per_s: float) -> str:
+    def per_frame(ms_per_s: float) -> str:
+        return f"{ms_per_s / frames_per_s:.2f}" if frames_per_s else "—"
+
+    lines = [
+        "| thread | threads | CPU ms/s | ms per frame | wake-ups/s |",
+        "|---|---|---|---|---|",
+    ]
+    for use in uses:
+        if use.cpu_ms_per_s < 0.05:
+            continue
+        lines.append(
+            f"| {use.name} | {use.threads} | {use.cpu_ms_per_s:.1f} | "
+            f"{per_frame(use.cpu_ms_per_s)} | {use.wakeups_per_s:.0f} |"
+        )
+    live = sum(use.cpu_ms_per_s for use in uses)
+    lines.append(f"| all live threads | | {live:.1f} | {per_frame(live)} | |")
+    lines.append(
+        f"| the process (ticks; ended threads too) | | {process_ms_per_s:.1f} | "
+        f"{per_frame(process_ms_per_s)} | |"
+    )
+    return "\n".join(lines)
+
+
+async def measure(case: Case, window: float, workdir: Path) -> str:
+    with SandboxProcess(auto_approve=True, device_interval=1) as sandbox:
+        client = DaemonClient(sandbox.info, workdir)
+        await asyncio.to_thread(client.sign_in)
+        source = case.source()
+        await asyncio.to_thread(source.start)
+        viewers: list[StampViewer] = []
+        try:
+            client.start(source.url, case.width, case.height, case.fps)
+            device_code = await asyncio.to_thread(client.wait_ready)
+            for _ in range(case.viewers):
+                viewer = StampViewer(sandbox.info, device_code, h264_profile=case.h264_profile)
+                viewers.append(await viewer.start())
+            await asyncio.gather(*(v.wait_for_frame(0.0, FIRST_FRAME_TIMEOUT) for v in viewers))
+            await asyncio.sleep(SETTLE_SECONDS)
+            pid = client.pid
+            before, cpu_before = read_threads(pid), process_cpu_seconds(pid)
+            start = time.monotonic()
+            await asyncio.sleep(window)
+            after, cpu_after = read_threads(pid), process_cpu_seconds(pid)
+            end = time.monotonic()
+            seconds = end - start
+            frames = sum(len(v.between(start, end)) for v in viewers)
+        finally:
+            for viewer in viewers:
+                await viewer.close()
+            client.stop()
+            source.stop()
+    uses = by_name(before, after, seconds)
+    process_ms = (cpu_after - cpu_before) * 1000 / seconds
+    header = (
+        f"{case.label}: {seconds:.1f} s window, {frames / seconds:.1f} frames/s "
+        "decoded by the viewers (CPU per frame is over those)"
+    )
+    return header + "\n\n" + table(uses, process_ms, frames / seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--camera", choices=("rtsp", "mjpeg"), default="rtsp")
+    parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--viewers", type=int, default=1)
+    parser.add_argument("--window", type=float, default=15.0, help="seconds measured")
+    args = parser.parse_args()
+    width, height = (int(part) for part in args.size.split("x"))
+    case = Case(width, height, args.fps, args.viewers, args.camera)
+    workdir = Path(tempfile.mkdtemp(prefix="intercom-threads-"))
+    try:
+        print(asyncio.run(measure(case, args.window, workdir)))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
