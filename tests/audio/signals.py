@@ -79,8 +79,20 @@ def block_levels(samples: npt.NDArray[np.generic], block: int = 480) -> list[flo
 
 def longest_gap_ms(samples: npt.NDArray[np.generic], floor_dbfs: float, block: int = 480) -> float:
     """The longest run of 10 ms blocks quieter than ``floor_dbfs``."""
-    longest = run = 0
-    for level in block_levels(samples, block):
-        run = run + 1 if level < floor_dbfs else 0
-        longest = max(longest, run)
-    return longest * block * 1000 / RATE
+    return max((length for _, length in quiet_runs(samples, floor_dbfs, block)), default=0.0)
+
+
+def quiet_runs(
+    samples: npt.NDArray[np.generic], floor_dbfs: float, block: int = 480
+) -> list[tuple[float, float]]:
+    """Every run of 10 ms blocks quieter than ``floor_dbfs``: (start s, length ms)."""
+    runs: list[tuple[float, float]] = []
+    start: int | None = None
+    levels = block_levels(samples, block)
+    for index, level in enumerate([*levels, 0.0]):  # a loud end closes the last run
+        if level < floor_dbfs and start is None:
+            start = index
+        elif level >= floor_dbfs and start is not None:
+            runs.append((start * block / RATE, (index - start) * block * 1000 / RATE))
+            start = None
+    return runs
