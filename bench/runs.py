@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from bench.clients import BenchError, Client, ProcessSampler
 from bench.h264_offer import HIGH_3_1
@@ -126,6 +127,15 @@ def read_lag_window(lag_file: Path, start_wall: float, end_wall: float) -> list[
     return lags
 
 
+class WindowEdges(Protocol):
+    """Called with the client's pid as the measured window opens and closes
+    (``bench/threads.py`` reads the client's threads there)."""
+
+    def opened(self, pid: int) -> None: ...
+
+    def closed(self, pid: int) -> None: ...
+
+
 class BusyLoad:
     """Processes that each keep one core busy with a pure-Python loop."""
 
@@ -152,6 +162,7 @@ async def run_case(
     *,
     lag_file: Path | None = None,
     busy_processes: int = 0,
+    edges: WindowEdges | None = None,
 ) -> RunResult:
     result = RunResult(client.name, case, seconds, loaded=busy_processes > 0)
     source = case.source()
@@ -175,7 +186,7 @@ async def run_case(
             return result
         with BusyLoad(busy_processes):
             await asyncio.sleep(SETTLE_SECONDS)
-            await _measure(result, client, viewers, sampler, seconds, lag_file)
+            await _measure(result, client, viewers, sampler, seconds, lag_file, edges)
         if case.camera == "rtsp":
             joiner = await StampViewer(
                 sandbox.info, device_code, h264_profile=case.h264_profile
@@ -205,11 +216,16 @@ async def _measure(
     sampler: ProcessSampler,
     seconds: float,
     lag_file: Path | None,
+    edges: WindowEdges | None,
 ) -> None:
     bytes_before = MarkerJitterBuffer.payload_bytes
+    if edges is not None:
+        edges.opened(client.pid)
     start, start_wall, cpu_before = time.monotonic(), time.time(), sampler.cpu_seconds()
     await asyncio.sleep(seconds)
     end, end_wall, cpu_after = time.monotonic(), time.time(), sampler.cpu_seconds()
+    if edges is not None:
+        edges.closed(client.pid)
     result.payload_bytes = MarkerJitterBuffer.payload_bytes - bytes_before
     result.seconds = end - start
     result.cpu_seconds = cpu_after - cpu_before

@@ -1,20 +1,21 @@
 """Where the daemon's CPU goes, thread by thread, for one case held running.
 
-    python bench/threads.py                                 # H.264 RTSP 640x480@15, one viewer
+    python bench/threads.py                          # H.264 RTSP 640x480@15, one viewer
     python bench/threads.py --camera mjpeg --viewers 3 --window 20
 
-Starts the sandbox, the daemon, a bench camera and its viewers as
-``bench/pipeline.py`` does, waits until every viewer has a frame and the
-stream has settled, and reads each of the daemon's threads before and after a
-window from ``/proc/<pid>/task``: its CPU (the scheduler's own nanoseconds,
-``schedstat``) and its voluntary context switches (each one a sleep, so a
-wake-up). The daemon names its threads (``camera-capture``, ``vp8-high_0``,
-``h264_0``, ``microphone``...); the main thread runs the event loop; threads
-it did not start itself (asyncio's executor, for one) keep the process's
-name. Threads of one name are added up, so an encoder closed and
-opened again inside the window counts as one. A thread that ended inside the
-window cannot be read any more: the process's own figure (``/proc/<pid>/stat``,
-counted in clock ticks, exited threads included) is printed beside the sum.
+Runs the case as ``bench/pipeline.py`` does (:func:`bench.runs.run_case`: the
+sandbox, the daemon, a bench camera and its viewers, the window once every
+viewer has a frame and the stream has settled) and reads each of the
+daemon's threads from ``/proc/<pid>/task`` as the window opens and closes:
+its CPU (the scheduler's own nanoseconds, ``schedstat``) and its voluntary
+context switches (each one a sleep, so a wake-up). The daemon names its
+threads (``camera-capture``, ``vp8-high_0``, ``h264_0``, ``microphone``...);
+the main thread runs the event loop; threads it did not start itself
+(asyncio's executor, for one) keep the process's name. Threads of one name
+are added up, so an encoder closed and opened again inside the window counts
+as one. A thread that ended inside the window cannot be read any more: the
+process's own figure (``/proc/<pid>/stat``, in clock ticks, ended threads
+included) is printed beside the sum.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +35,7 @@ if str(ROOT) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
     sys.path.insert(0, str(ROOT))
 
 from bench.clients import DaemonClient  # noqa: E402
-from bench.runs import FIRST_FRAME_TIMEOUT, SETTLE_SECONDS, Case  # noqa: E402
-from bench.stamp_viewer import StampViewer  # noqa: E402
+from bench.runs import Case, run_case  # noqa: E402
 from intercom_fsm.sandbox.process import SandboxProcess  # noqa: E402
 
 
@@ -125,41 +124,40 @@ def table(uses: list[ThreadUse], process_ms_per_s: float, frames_per_s: float) -
     return "\n".join(lines)
 
 
+class ThreadWindow:
+    """The client's threads and process CPU read at the window's edges."""
+
+    def __init__(self) -> None:
+        self.before: dict[int, ThreadSample] = {}
+        self.after: dict[int, ThreadSample] = {}
+        self.process_seconds = 0.0
+
+    def opened(self, pid: int) -> None:
+        self.before = read_threads(pid)
+        self.process_seconds = -process_cpu_seconds(pid)
+
+    def closed(self, pid: int) -> None:
+        self.after = read_threads(pid)
+        self.process_seconds += process_cpu_seconds(pid)
+
+
 async def measure(case: Case, window: float, workdir: Path) -> str:
+    """``case`` run as ``bench/pipeline.py`` runs it, read thread by thread."""
+    edges = ThreadWindow()
     with SandboxProcess(auto_approve=True, device_interval=1) as sandbox:
         client = DaemonClient(sandbox.info, workdir)
         await asyncio.to_thread(client.sign_in)
-        source = case.source()
-        await asyncio.to_thread(source.start)
-        viewers: list[StampViewer] = []
-        try:
-            client.start(source.url, case.width, case.height, case.fps)
-            device_code = await asyncio.to_thread(client.wait_ready)
-            for _ in range(case.viewers):
-                viewer = StampViewer(sandbox.info, device_code, h264_profile=case.h264_profile)
-                viewers.append(await viewer.start())
-            await asyncio.gather(*(v.wait_for_frame(0.0, FIRST_FRAME_TIMEOUT) for v in viewers))
-            await asyncio.sleep(SETTLE_SECONDS)
-            pid = client.pid
-            before, cpu_before = read_threads(pid), process_cpu_seconds(pid)
-            start = time.monotonic()
-            await asyncio.sleep(window)
-            after, cpu_after = read_threads(pid), process_cpu_seconds(pid)
-            end = time.monotonic()
-            seconds = end - start
-            frames = sum(len(v.between(start, end)) for v in viewers)
-        finally:
-            for viewer in viewers:
-                await viewer.close()
-            client.stop()
-            source.stop()
-    uses = by_name(before, after, seconds)
-    process_ms = (cpu_after - cpu_before) * 1000 / seconds
+        result = await run_case(sandbox, client, case, window, edges=edges)
+    if result.failure is not None or not edges.after:
+        raise SystemExit(f"{case.label}: {result.failure or 'the window was not measured'}")
+    frames_per_s = result.frames / result.seconds
+    uses = by_name(edges.before, edges.after, result.seconds)
     header = (
-        f"{case.label}: {seconds:.1f} s window, {frames / seconds:.1f} frames/s "
+        f"{case.label}: {result.seconds:.1f} s window, {frames_per_s:.1f} frames/s "
         "decoded by the viewers (CPU per frame is over those)"
     )
-    return header + "\n\n" + table(uses, process_ms, frames / seconds)
+    process_ms = edges.process_seconds * 1000 / result.seconds
+    return header + "\n\n" + table(uses, process_ms, frames_per_s)
 
 
 def main() -> None:
