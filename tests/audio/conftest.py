@@ -8,7 +8,6 @@ Without PulseAudio the tests skip, except under ``CI=true`` where they fail:
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import pytest
 
 from intercom_fsm.events import Event
 from tests.audio.sound_server import MIC_SINK, SPEAKER_SINK, SoundServer, SoundServerMissing
+from tests.requirements import missing
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +27,7 @@ def sound_server() -> Iterator[SoundServer]:
         server.start()
     except SoundServerMissing as error:
         server.stop()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the sound server cannot run in CI: {error}")
-        pytest.skip(str(error))
+        missing("the sound server", str(error))
     try:
         yield server
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NoReturn
 
@@ -27,14 +26,13 @@ from intercom_fsm.adapters.camera.hub import ViewerTrack
 from intercom_fsm.adapters.peer import PeerConnections
 from tests.camera.conftest import EventRecorder
 from tests.loopback import LOOPBACK_PEERS, restrict_ice_to_loopback
+from tests.requirements import missing
 
 restrict_ice_to_loopback()
 
 
 def _server_missing(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the RTSP tests cannot run in CI: {reason}")
-    pytest.skip(reason)
+    missing("the RTSP tests", reason)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ page is the offerer and trickles its ICE candidates through the viewer socket.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest_asyncio
 
 from intercom_fsm.sandbox.control_client import SandboxControl
 from intercom_fsm.sandbox.process import SandboxInfo
+from tests.requirements import missing
 from tests.sandbox.media import HEIGHT, WIDTH, AnsweringDevice, loopback_only
 from tests.sandbox.peers import ScriptedDevice
 
@@ -39,9 +39,7 @@ WAIT_MS = 30_000
 
 
 def _browser_missing(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the browser test cannot run in CI: {reason}")
-    pytest.skip(reason)
+    missing("the browser test", reason)
 
 
 @pytest_asyncio.fixture
