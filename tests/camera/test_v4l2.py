@@ -1,9 +1,12 @@
 """V4L2 cameras: which reader takes a camera from the formats it offers, the
-options FFmpeg's V4L2 input is opened with, and the device questions asked of
-nodes that are not cameras (this machine has no V4L2 device: the answers a
-real camera gives are the driver's)."""
+options FFmpeg's V4L2 input is opened with, the device questions asked of
+nodes that are not cameras, and finding and waiting on a descriptor. The
+daemon reading a camera is tested against an emulated one (``tests/v4l2``)."""
 
 from __future__ import annotations
+
+import os
+import time
 
 import pytest
 
@@ -72,3 +75,24 @@ def test_the_wheels_v4l2_input_refuses_a_node_that_is_no_camera_in_words() -> No
     stream = DeviceStream(DevicePath("/dev/null"), "/dev/null", "h264")
     with pytest.raises(SourceUnavailable, match=r"^cannot open device /dev/null \(.+\)$"):
         PyAvReader(stream, ReaderSettings(640, 480, 15))
+
+
+def test_the_descriptors_open_on_a_node_are_found_and_a_wait_ends_in_time() -> None:
+    descriptor = os.open("/dev/null", os.O_RDONLY)
+    try:
+        assert descriptor in v4l2.descriptors_open_on("/dev/null")
+    finally:
+        os.close(descriptor)
+    assert descriptor not in v4l2.descriptors_open_on("/dev/null")
+    assert v4l2.descriptors_open_on("/dev/video-absent") == []
+
+    read_end, write_end = os.pipe()
+    try:
+        started = time.monotonic()
+        assert v4l2.wait_for_picture(read_end, 0.2) is False
+        assert 0.15 <= time.monotonic() - started < 1.0
+        os.write(write_end, b"x")
+        assert v4l2.wait_for_picture(read_end, 5.0) is True
+    finally:
+        os.close(read_end)
+        os.close(write_end)

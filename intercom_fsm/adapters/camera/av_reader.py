@@ -19,8 +19,13 @@ no B-frames (a WebRTC stream is sent in decode order and played as it
 comes).
 
 A stalled stream cannot block: PyAV interrupts any open or read that takes
-longer than ``network_timeout`` (RTSP also gets FFmpeg's own socket timeout;
-a camera that stops giving pictures is interrupted the same way).
+longer than ``network_timeout`` (RTSP also gets FFmpeg's own socket timeout).
+FFmpeg's V4L2 input would wait for a picture in a blocking ``ioctl`` that
+nothing interrupts, forever for a camera that hangs without going away, so
+the camera is opened non-blocking: a read without a picture ready returns at
+once and the reader waits in ``poll`` on FFmpeg's descriptor, at most
+``network_timeout``. (While FFmpeg probes the stream at open it retries on
+its own, which costs CPU until the camera's first picture.)
 
 An RTSP camera or a file cannot be asked for a keyframe; a V4L2 H.264
 camera can (:func:`.v4l2.force_keyframe`), and is asked when a viewer joins
@@ -57,6 +62,11 @@ REPLAY_LIMIT_BYTES = 8 * 1024 * 1024
 decoding then starts at the next IDR)."""
 V4L2_FORMAT = "video4linux2"
 """FFmpeg's V4L2 capture input (the PyAV wheel has it)."""
+AVFMT_FLAG_NONBLOCK = 0x0004
+"""FFmpeg's flag (no name in the ``fflags`` option) to open a device non-blocking."""
+DEVICE_RETRY_SECONDS = 0.005
+"""How soon a V4L2 camera is asked again when its descriptor could not be
+found to wait on (``/proc`` not mounted, say)."""
 PROBE_BYTES = 500_000
 PROBE_MICROSECONDS = 500_000
 """How much of a stream FFmpeg reads to learn its format before the first
@@ -79,6 +89,7 @@ def open_options(source: Source, options: ReaderSettings) -> dict[str, str]:
     if isinstance(source, DeviceStream):
         # The driver picks its nearest size and rate when it has not these.
         return opened | {
+            "fflags": f"nobuffer+{AVFMT_FLAG_NONBLOCK}",
             "input_format": source.input_format,
             "video_size": f"{options.width}x{options.height}",
             "framerate": f"{options.fps:g}",
@@ -122,6 +133,9 @@ class PyAvReader:
             native = float(rate) if rate else 0.0
             self._interval = 1.0 / (native if 0.0 < native <= MAX_FILE_FPS else options.fps)
         self._packets = self._container.demux(self._stream)
+        self._device: int | None = None
+        if isinstance(source, DeviceStream):
+            self._device = next(iter(v4l2.descriptors_open_on(source.node)), None)
         self._packet: av.Packet[Any] | None = None
         self._access_unit: AccessUnit | None = None
         self._pictures_wanted = True
@@ -223,7 +237,7 @@ class PyAvReader:
         for _ in range(2):
             started = time.monotonic()
             try:
-                for packet in self._packets:
+                while (packet := self._read_packet(started)) is not None:
                     if self._timed_out(started):
                         # FFmpeg's RTSP demuxer hands over a scrap of a packet
                         # when a read is interrupted, and fails only on the next.
@@ -236,6 +250,22 @@ class PyAvReader:
             if not isinstance(self._source, VideoFile) or not self._rewind():
                 return None
         return None
+
+    def _read_packet(self, started: float) -> av.Packet[Any] | None:
+        """The next packet; None at the end of the stream or once a V4L2
+        camera had no picture for ``network_timeout``."""
+        while True:
+            try:
+                return next(self._packets, None)
+            except BlockingIOError:  # a V4L2 camera without a picture yet
+                self._packets = self._container.demux(self._stream)
+                left = self._options.network_timeout - (time.monotonic() - started)
+                if left <= 0:
+                    return None
+                if self._device is None:
+                    time.sleep(min(left, DEVICE_RETRY_SECONDS))
+                elif not v4l2.wait_for_picture(self._device, left):
+                    return None
 
     def _timed_out(self, started: float) -> bool:
         if isinstance(self._source, VideoFile):
@@ -276,6 +306,8 @@ class PyAvReader:
         if not self._decoding:
             # Start from the last IDR: decode what came since, keep the newest.
             self._decoding = True
+            if not self._since_keyframe:
+                self.request_keyframe()  # none yet: a V4L2 camera sends one now
             for kept in self._since_keyframe[:-1]:
                 self._decode(kept)
         self._decode(packet)

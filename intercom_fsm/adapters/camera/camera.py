@@ -47,7 +47,7 @@ from intercom_fsm.adapters.camera.hub import FrameHub, SharedEncoder, ViewerTrac
 from intercom_fsm.adapters.camera.passthrough import H264Passthrough
 from intercom_fsm.adapters.camera.readers import SourceFormat, open_reader
 from intercom_fsm.adapters.camera.settings import CameraSettings, CameraStats, MediaPath
-from intercom_fsm.adapters.camera.sources import StreamUrl, VideoFile, parse_video_source
+from intercom_fsm.adapters.camera.sources import TestPattern, parse_video_source
 from intercom_fsm.events import Event
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ can block it for its 2 s timeout; past this the thread (a daemon) is left to
 finish alone so that shutdown stays within its 5 s."""
 FORMAT_WAIT = 3.0
 """How long an answer may wait for a source that is still opening to say
-whether it delivers H.264 (an RTSP camera takes about a second)."""
+whether it delivers H.264 (an RTSP camera takes about a second, a V4L2
+camera's H.264 half a second)."""
 
 
 class Camera:
@@ -187,7 +188,7 @@ class Camera:
             found = self.source_format
             if found is not None or self._worker is None:
                 return found
-            if not isinstance(self._source, StreamUrl | VideoFile):
+            if isinstance(self._source, TestPattern):
                 return None
             counters = self._counters.snapshot()
             if counters.failures or time.monotonic() >= deadline:

@@ -1,6 +1,7 @@
 """What a V4L2 device says about itself, asked through its ioctls
 (``linux/videodev2.h``): whether it captures or encodes, the formats it
-delivers, and, for an H.264 camera, a request for a keyframe.
+delivers, and, for an H.264 camera, a request for a keyframe; and, for the
+descriptor FFmpeg streams from, a wait for the next picture.
 
 Every call opens the node, asks, and closes it again: V4L2 lets several
 file descriptors share a device, so asking never disturbs the one FFmpeg
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import struct
 from collections.abc import Iterator
 
@@ -101,6 +103,35 @@ def camera_formats(node: str) -> CameraFormats | None:
         h264=PIXEL_FORMAT_H264 in offered,
         mjpeg=bool({PIXEL_FORMAT_MJPEG, PIXEL_FORMAT_JPEG} & offered),
     )
+
+
+def descriptors_open_on(node: str) -> list[int]:
+    """This process's file descriptors open on ``node``, as ``/proc/self/fd``
+    names them (an empty list where it cannot be read)."""
+    target = os.path.realpath(node)
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == target:
+                found.append(int(name))
+        except (OSError, ValueError):
+            continue  # closed meanwhile
+    return found
+
+
+def wait_for_picture(descriptor: int, timeout: float) -> bool:
+    """Wait until the capture device streaming on ``descriptor`` has a filled
+    buffer (or an error to report); False when ``timeout`` seconds passed."""
+    poller = select.poll()
+    poller.register(descriptor, select.POLLIN | select.POLLERR)
+    try:
+        return bool(poller.poll(max(0, round(timeout * 1000))))
+    except OSError:
+        return True  # the next read reports what is wrong
 
 
 def force_keyframe(node: str) -> bool:
