@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 # Debian packages the tests use: chromium for the browser tests (playwright's own
 # download does not work here), systemd for systemd-analyze, graphviz for SVG diagrams,
 # GStreamer's RTSP server (run by the system python3) as the H.264 camera of the media tests,
-# and a sound server in user space for the audio tests (PulseAudio, reached through ALSA).
+# a sound server in user space for the audio tests (PulseAudio, reached through ALSA), and a C
+# compiler with linux/videodev2.h for the V4L2 camera the tests emulate (tests/v4l2/).
 GST_CHECK := import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); \
   from gi.repository import Gst, GstRtspServer; Gst.init(None); \
   assert all(Gst.ElementFactory.find(e) for e in ('x264enc', 'rtph264pay', 'souphttpsrc', 'multipartdemux', 'jpegdec', 'videoconvert'))
@@ -32,6 +33,8 @@ browser:
 	command -v pulseaudio >/dev/null 2>&1 || missing="$$missing pulseaudio"; \
 	command -v pacat >/dev/null 2>&1 || missing="$$missing pulseaudio-utils"; \
 	ls /usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so >/dev/null 2>&1 || missing="$$missing libasound2-plugins"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
+	test -f /usr/include/linux/videodev2.h || missing="$$missing linux-libc-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

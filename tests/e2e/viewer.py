@@ -1,7 +1,10 @@
 """A viewer made with aiortc, watching a device through the sandbox's viewer
 socket as the monitor page does: it offers recvonly video, trickles nothing
 (aiortc puts its candidates in the offer), applies the device's answer and
-candidates, and counts the decoded frames."""
+candidates, and counts the decoded frames (and reads their stamps, when
+the camera is the bench's). It offers aiortc's codecs, or ``codecs`` (MIME
+types, in order); ``h264_profile`` declares the H.264 profile its decoder
+takes (:mod:`bench.h264_offer`)."""
 
 from __future__ import annotations
 
@@ -13,19 +16,32 @@ import time
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from bench.h264_offer import answer_as_aiortc_knows, declare_profile
+from bench.stamp import read_stamp
 from intercom_fsm.sandbox.process import SandboxInfo
 from tests.sandbox.peers import ScriptedViewer
 
 
 class MediaViewer:
-    def __init__(self, info: SandboxInfo, device_code: str) -> None:
+    def __init__(
+        self,
+        info: SandboxInfo,
+        device_code: str,
+        codecs: tuple[str, ...] = (),
+        h264_profile: str | None = None,
+    ) -> None:
         self.info = info
         self.device_code = device_code
+        self.codecs = codecs
+        self.h264_profile = h264_profile
+        self.answer_sdp = ""
         self.frame_times: list[float] = []
+        self.stamps: list[int | None] = []
+        """Each decoded frame's stamp sequence (None where it has none)."""
         self.sizes: set[tuple[int, int]] = set()
         self.messages: list[dict[str, Any]] = []
         self._http: aiohttp.ClientSession | None = None
@@ -49,11 +65,20 @@ class MediaViewer:
             await self._pc.close()
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._pc = pc
-        pc.addTransceiver("video", direction="recvonly")
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        if self.codecs:
+            capabilities = RTCRtpReceiver.getCapabilities("video").codecs
+            transceiver.setCodecPreferences(
+                [c for mime in self.codecs for c in capabilities if c.mimeType == mime]
+                + [c for c in capabilities if c.mimeType == "video/rtx"]
+            )
         pc.on("track", lambda track: self._tasks.append(asyncio.create_task(self._count(track))))
         await pc.setLocalDescription(await pc.createOffer())
+        sdp: str = pc.localDescription.sdp
+        if self.h264_profile:
+            sdp = declare_profile(sdp, self.h264_profile)
         assert self._socket is not None
-        await self._socket.send_str(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
+        await self._socket.send_str(json.dumps({"type": "offer", "sdp": sdp}))
 
     async def _read(self) -> None:
         assert self._socket is not None
@@ -66,7 +91,9 @@ class MediaViewer:
             if pc is None:
                 continue
             if data.get("type") == "answer":
-                await pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
+                self.answer_sdp = data["sdp"]
+                answer = answer_as_aiortc_knows(data["sdp"]) if self.h264_profile else data["sdp"]
+                await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             elif data.get("type") == "ice" and data.get("candidate"):
                 candidate = data["candidate"]
                 text = candidate.get("candidate", "")
@@ -83,6 +110,9 @@ class MediaViewer:
                 frame = await track.recv()
                 self.frame_times.append(time.monotonic())
                 self.sizes.add((frame.width, frame.height))
+                planes = frame.to_ndarray()  # yuv420p: the luma's rows come first
+                stamp = read_stamp(planes[: frame.height])
+                self.stamps.append(stamp.sequence if stamp is not None else None)
                 self._frame_arrived.set()
 
     async def wait_for_frames(self, count: int) -> None:
