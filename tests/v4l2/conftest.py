@@ -44,6 +44,16 @@ def h264_recording(tmp_path_factory: pytest.TempPathFactory) -> emulator.Recordi
 
 
 @pytest.fixture(scope="session")
+def h264_headers_once_recording(tmp_path_factory: pytest.TempPathFactory) -> emulator.Recording:
+    """The same with the SPS and PPS only in front of the first IDR."""
+    path = tmp_path_factory.mktemp("recordings") / "h264-1280x720-headers-once.rec"
+    pictures = emulator.record_h264(
+        path, 1280, 720, 15, seconds=12, gop=H264_GOP, headers_before_every_idr=False
+    )
+    return emulator.Recording("H264", 1280, 720, 15, path, pictures)
+
+
+@pytest.fixture(scope="session")
 def mjpeg_recording(tmp_path_factory: pytest.TempPathFactory) -> emulator.Recording:
     path = tmp_path_factory.mktemp("recordings") / "mjpeg-640x480.rec"
     pictures = emulator.record_mjpeg(path, 640, 480, 15, seconds=4)

@@ -30,6 +30,13 @@ import numpy as np
 
 from bench.mjpeg_source import SyntheticCamera
 from bench.stamp import write_stamp
+from intercom_fsm.adapters.camera.h264 import (
+    NAL_PPS,
+    NAL_SPS,
+    join_annexb,
+    nal_type,
+    split_annexb,
+)
 
 SOURCES = [
     Path(__file__).with_name(name)
@@ -76,8 +83,17 @@ def _write(path: Path, records: list[tuple[bytes, bool]]) -> None:
             out.write(data)
 
 
-def record_h264(path: Path, width: int, height: int, fps: int, seconds: float, gop: int) -> int:
-    """H.264 High, an IDR every ``gop`` pictures with its SPS and PPS in front."""
+def record_h264(
+    path: Path,
+    width: int,
+    height: int,
+    fps: int,
+    seconds: float,
+    gop: int,
+    headers_before_every_idr: bool = True,
+) -> int:
+    """H.264 High, an IDR every ``gop`` pictures with its SPS and PPS in
+    front (or, as some cameras send it, only in front of the first)."""
     codec = av.CodecContext.create("libx264", "w")
     assert isinstance(codec, av.VideoCodecContext)
     codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
@@ -98,8 +114,15 @@ def record_h264(path: Path, width: int, height: int, fps: int, seconds: float, g
         frame.pts = index
         records += [(bytes(p), bool(p.is_keyframe)) for p in codec.encode(frame)]
     records += [(bytes(p), bool(p.is_keyframe)) for p in codec.encode(None)]
+    if not headers_before_every_idr:
+        records[1:] = [(_without_parameter_sets(data), key) for data, key in records[1:]]
     _write(path, records)
     return len(records)
+
+
+def _without_parameter_sets(access_unit: bytes) -> bytes:
+    units = [u for u in split_annexb(access_unit) if nal_type(u) not in (NAL_SPS, NAL_PPS)]
+    return join_annexb(units)
 
 
 def record_mjpeg(path: Path, width: int, height: int, fps: int, seconds: float) -> int:

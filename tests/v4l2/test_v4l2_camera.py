@@ -145,6 +145,30 @@ async def test_without_the_keyframe_control_a_joiner_starts_at_the_cameras_next_
 
 
 @pytest.mark.timeout(90)
+async def test_a_camera_sending_its_parameter_sets_once_is_passed_through_with_them_at_every_idr(
+    sandbox: SandboxProcess,
+    make_camera: Callable[..., EmulatedCamera],
+    start_daemon: Callable[..., DaemonProcess],
+    h264_headers_once_recording: Recording,
+) -> None:
+    camera = make_camera(h264_headers_once_recording)
+    daemon = start_daemon(camera)
+    device_code = await streaming_daemon(sandbox, daemon)
+    # Joining, the viewer gets the camera's next IDR, which came without them.
+    viewer = MediaViewer(sandbox.info, device_code, ("video/H264",), HIGH_3_1)
+    try:
+        waited = await first_frame_after(viewer)
+        await viewer.wait_for_frames(30)
+    finally:
+        await viewer.close()
+    assert answered_profile(viewer.answer_sdp) == CAMERA_PROFILE
+    assert waited < GOP_SECONDS / 2, f"first picture after {waited:.2f} s"
+    first = next(s for s in viewer.stamps if s is not None)
+    assert first % H264_GOP == 0 and first > 0, f"the first picture, {first}, is no later IDR"
+    assert in_order(viewer.stamps, h264_headers_once_recording.pictures)
+
+
+@pytest.mark.timeout(90)
 async def test_a_camera_offering_h264_and_mjpeg_is_read_in_mjpeg_without_passthrough(
     sandbox: SandboxProcess,
     make_camera: Callable[..., EmulatedCamera],
