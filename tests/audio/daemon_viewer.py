@@ -69,11 +69,6 @@ class AudioViewer(MediaViewer):
         else:
             self._tasks.append(asyncio.create_task(self._count(track)))
 
-    @property
-    def answer_sdp(self) -> str | None:
-        answers = [m for m in self.messages if m.get("type") == "answer"]
-        return str(answers[-1]["sdp"]) if answers else None
-
     async def close(self) -> None:
         if self.heard is not None:
             await self.heard.stop()

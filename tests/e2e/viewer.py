@@ -38,7 +38,6 @@ class MediaViewer:
         self.device_code = device_code
         self.codecs = codecs
         self.h264_profile = h264_profile
-        self.answer_sdp = ""
         self.frame_times: list[float] = []
         self.stamps: list[int | None] = []
         """Each decoded frame's stamp sequence (None where it has none)."""
@@ -91,7 +90,6 @@ class MediaViewer:
             if pc is None:
                 continue
             if data.get("type") == "answer":
-                self.answer_sdp = data["sdp"]
                 answer = answer_as_aiortc_knows(data["sdp"]) if self.h264_profile else data["sdp"]
                 await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             elif data.get("type") == "ice" and data.get("candidate"):
@@ -129,6 +127,12 @@ class MediaViewer:
         """The longest wait for a frame between ``start`` and ``end``."""
         times = [start, *(t for t in self.frame_times if start <= t < end), end]
         return max(later - earlier for earlier, later in itertools.pairwise(times))
+
+    @property
+    def answer_sdp(self) -> str | None:
+        """The device's latest answer, as it sent it."""
+        answers = [m for m in self.messages if m.get("type") == "answer"]
+        return str(answers[-1]["sdp"]) if answers else None
 
     @property
     def connection_state(self) -> str:
