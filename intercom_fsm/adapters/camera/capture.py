@@ -10,8 +10,10 @@ When the source fails (it cannot be opened, a read fails, or a network stream
 stalls past its read timeout) the thread reports :class:`CameraFailed` once,
 publishes the offline picture at the configured rate so viewers stay
 connected and see why, and reopens the source after an exponential backoff
-with full jitter. Success reports :class:`CameraOpened` the first time and
-:class:`CameraRecovered` after a failure.
+with full jitter. The first picture after an open reports
+:class:`CameraOpened` the first time and :class:`CameraRecovered` after a
+failure (and resets the backoff): a camera or server that opens and then
+sends nothing stays failed instead of coming and going.
 
 A source that delivers H.264 hands each access unit to the passthrough
 viewers (:mod:`.passthrough`) as it comes, every one of them (a decoder needs
@@ -231,12 +233,19 @@ class CaptureWorker:
         except Exception as error:
             self._fail(f"cannot open {self._source.description} ({type(error).__name__})")
             return None
-        self._backoff.succeeded(time.monotonic())
-        source_format = reader.source_format
         with self._counters.counting() as counters:
             counters.source_opens += 1
+            counters.source_format = reader.source_format
+        return reader
+
+    def _came_online(self, reader: FrameReader) -> None:
+        """The first picture since the source opened: only now is it back (a
+        camera or server can open and then send nothing)."""
+        self._backoff.succeeded(time.monotonic())
+        settings = self._settings
+        source_format = reader.source_format
+        with self._counters.counting() as counters:
             counters.online = counters.capturing = True
-            counters.source_format = source_format
         if self._passthrough is not None:
             self._passthrough.restart_soon()
         description = (
@@ -246,7 +255,6 @@ class CaptureWorker:
         if source_format.codec != "raw":
             description += f" ({source_format.description})"
         self._availability.opened(description, self._source.description)
-        return reader
 
     def _read_until_failure(self, reader: FrameReader) -> str | None:
         """Read and publish until the source fails (the reason is returned) or
@@ -256,6 +264,7 @@ class CaptureWorker:
         description = self._source.description
         passthrough = self._passthrough if reader.source_format.h264 is not None else None
         decoded = reader.pictures_decoded
+        online = False
         while True:
             if pacer is not None:
                 if not self._demand.sleep_until(pacer.due(time.monotonic())):
@@ -270,6 +279,9 @@ class CaptureWorker:
                     reader.request_keyframe()  # where it cannot, the next IDR comes anyway
                 if not reader.grab():
                     return f"no picture from {description} (it ended, failed or stalled)"
+                if not online:
+                    self._came_online(reader)
+                    online = True
                 now = time.monotonic()
                 if passthrough is not None:
                     unit = reader.encoded()
