@@ -236,8 +236,8 @@ ENVIRONMENT_VARIABLES: tuple[Setting, ...] = (
     S("VIDEO_RTSP_TRANSPORT", "video.rtsp_transport", Choice(RtspTransport), "tcp",
       "How an rtsp:// camera sends: tcp (one port, no loss) or udp (lower latency on a LAN)."),
     S("VIDEO_NETWORK_TIMEOUT_SECONDS", "video.network_timeout_seconds", Number(0.1, 60, True),
-      "2", "A network or V4L2 H.264/MJPEG camera slower than this to open or send"
-      " has failed, 0.1..60."),
+      "2", "A network or V4L2 camera slower than this to open or send has failed"
+      " (one read by OpenCV: in whole seconds), 0.1..60."),
     S("VIDEO_H264_PASSTHROUGH", "video.h264_passthrough", Flag(), "1",
       "1: an H.264 camera's own packets go to viewers that accept its profile; 0: re-encode."),
     S("VIDEO_H264_ENCODER", "video.h264_encoder", Choice(H264Encoder), "auto",

@@ -1,11 +1,18 @@
 """The sources OpenCV reads: capture devices (V4L2 cameras by index or path),
 and the test pattern, which is drawn with OpenCV. Their pictures are BGR and
 are converted once to I420 (:mod:`.bgr`).
+
+OpenCV's V4L2 reader waits 10 s for a picture before it gives up, a setting
+it takes from its environment (``OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT``, whole
+seconds) at its first wait: the reader sets it to the daemon's read timeout
+before its first device opens, unless the operator set it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 
 import numpy as np
@@ -23,6 +30,8 @@ from intercom_fsm.adapters.camera.readers import (
 from intercom_fsm.adapters.camera.sources import CameraIndex, DevicePath
 
 logger = logging.getLogger(__name__)
+
+SELECT_TIMEOUT_VARIABLE = "OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT"
 
 
 class TestPatternReader:
@@ -63,9 +72,15 @@ class OpenCvReader:
     pictures the device has failed (unplugged, or its driver gave up)."""
 
     def __init__(
-        self, source: CameraIndex | DevicePath, width: int, height: int, fps: float
+        self,
+        source: CameraIndex | DevicePath,
+        width: int,
+        height: int,
+        fps: float,
+        read_timeout: float,
     ) -> None:
         self._source = source
+        os.environ.setdefault(SELECT_TIMEOUT_VARIABLE, str(max(1, math.ceil(read_timeout))))
         try:
             self._capture = _open_capture(source)
         except cv2.error as error:
@@ -110,10 +125,12 @@ class OpenCvReader:
 
 def _open_capture(source: CameraIndex | DevicePath) -> cv2.VideoCapture:
     match source:
+        # V4L2 named: given a path, OpenCV would first hand the device to
+        # its FFmpeg backend, which reads it as a file.
         case CameraIndex(index=index):
-            capture = cv2.VideoCapture(index)
+            capture = cv2.VideoCapture(index, cv2.CAP_V4L2)
         case DevicePath(path=path):
-            capture = cv2.VideoCapture(path)
+            capture = cv2.VideoCapture(path, cv2.CAP_V4L2)
     if not capture.isOpened():
         capture.release()
         raise SourceUnavailable(f"cannot open {source.description}")

@@ -184,4 +184,6 @@ def open_reader(source: VideoSource, settings: ReaderSettings) -> FrameReader:
     if isinstance(source, TestPattern):
         return TestPatternReader(settings.width, settings.height, settings.fps)
     assert isinstance(source, CameraIndex | DevicePath)
-    return OpenCvReader(source, settings.width, settings.height, settings.fps)
+    return OpenCvReader(
+        source, settings.width, settings.height, settings.fps, settings.network_timeout
+    )
