@@ -123,6 +123,8 @@ static void describe_format(struct v4l2_format *format)
     format->fmt.pix.pixelformat = stream->fourcc;
     format->fmt.pix.field = V4L2_FIELD_NONE;
     format->fmt.pix.sizeimage = stream->largest;
+    if (stream->fourcc == V4L2_PIX_FMT_YUYV)
+        format->fmt.pix.bytesperline = stream->width * 2;
     format->fmt.pix.colorspace = V4L2_COLORSPACE_SRGB;
 }
 
@@ -151,7 +153,7 @@ int answer(int fd, unsigned long request, void *argument)
         memset(description, 0, sizeof *description);
         description->index = index;
         description->type = type;
-        description->flags = V4L2_FMT_FLAG_COMPRESSED;
+        description->flags = stream->fourcc == V4L2_PIX_FMT_YUYV ? 0 : V4L2_FMT_FLAG_COMPRESSED;
         description->pixelformat = stream->fourcc;
         snprintf((char *)description->description, sizeof description->description, "%.4s",
                  (const char *)&stream->fourcc);

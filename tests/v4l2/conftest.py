@@ -60,6 +60,13 @@ def mjpeg_recording(tmp_path_factory: pytest.TempPathFactory) -> emulator.Record
     return emulator.Recording("MJPG", 640, 480, 15, path, pictures)
 
 
+@pytest.fixture(scope="session")
+def yuyv_recording(tmp_path_factory: pytest.TempPathFactory) -> emulator.Recording:
+    path = tmp_path_factory.mktemp("recordings") / "yuyv-640x480.rec"
+    pictures = emulator.record_yuyv(path, 640, 480, 15, seconds=2)
+    return emulator.Recording("YUYV", 640, 480, 15, path, pictures)
+
+
 @pytest.fixture
 def make_camera(library: Path, tmp_path: Path) -> Callable[..., emulator.EmulatedCamera]:
     def make(

@@ -3,12 +3,12 @@
  * V4L2 camera path on machines without a camera or kernel modules.
  *
  * Loaded with LD_PRELOAD into the daemon, it answers the libc calls that
- * FFmpeg's V4L2 input and the daemon's own device questions make on one node
- * (open, ioctl, mmap, close): the capability, format, frame-rate, buffer and
- * control ioctls of linux/videodev2.h, the way a UVC camera's driver answers
- * them. Every other file descriptor goes to libc untouched. The pictures are
- * pre-encoded (H.264 or MJPEG), read from files and delivered at the frame
- * rate the reader set, into the buffers the reader queued.
+ * FFmpeg's and OpenCV's V4L2 readers and the daemon's own device questions
+ * make on one node (open, ioctl, mmap, close): the capability, format,
+ * frame-rate, buffer and control ioctls of linux/videodev2.h, the way a UVC
+ * camera's driver answers them. Every other file descriptor goes to libc
+ * untouched. The pictures (H.264, MJPEG or raw YUYV) are read from files and
+ * delivered at the frame rate the reader set, into the buffers it queued.
  *
  * Configured by the environment:
  *   INTERCOM_V4L2_NODE     the node's path, e.g. /dev/video42 (need not exist)
@@ -22,8 +22,8 @@
  *                          that stopped sending while "stalled" does.
  *   INTERCOM_V4L2_KEYFRAME_CONTROL  "0": no V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME.
  * Asked for a keyframe, an H.264 stream goes on from its next keyframe record.
- * poll() and readlink() of /proc/self/fd/N answer for the device's descriptors
- * as the kernel does.
+ * read(), poll(), select() and readlink() of /proc/self/fd/N answer for the
+ * device's descriptors as the kernel does.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,8 +49,10 @@ static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_close)(int);
 static int (*real_ioctl)(int, unsigned long, ...);
+static ssize_t (*real_read)(int, void *, size_t);
 static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 static int (*real_poll)(struct pollfd *, nfds_t, int);
+static int (*real_select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
 static ssize_t (*real_readlink)(const char *, char *, size_t);
 
 static void initialise(void)
@@ -58,8 +61,10 @@ static void initialise(void)
     real_openat = dlsym(RTLD_NEXT, "openat");
     real_close = dlsym(RTLD_NEXT, "close");
     real_ioctl = dlsym(RTLD_NEXT, "ioctl");
+    real_read = dlsym(RTLD_NEXT, "read");
     real_mmap = dlsym(RTLD_NEXT, "mmap");
     real_poll = dlsym(RTLD_NEXT, "poll");
+    real_select = dlsym(RTLD_NEXT, "select");
     real_readlink = dlsym(RTLD_NEXT, "readlink");
     for (int i = 0; i < MAX_FDS; i++)
         fds[i] = -1;
@@ -191,41 +196,77 @@ int ioctl(int fd, unsigned long request, ...)
     return result;
 }
 
-/* A capture device is readable once a filled buffer can be dequeued; an
- * unplugged one reports an error. */
-int poll(struct pollfd *fds, nfds_t count, int timeout)
+/* Wait until the device has a filled buffer (1), is unplugged (-1), or
+ * timeout_ms passed (0; a negative timeout waits for ever). */
+static int wait_for_frame(int timeout_ms)
 {
-    set_up();
-    if (count != 1 || !is_emulated(fds[0].fd))
-        return real_poll(fds, count, timeout);
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
-    if (timeout > 0) {
-        until.tv_sec += timeout / 1000;
-        until.tv_nsec += (long)(timeout % 1000) * 1000000L;
+    if (timeout_ms > 0) {
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_nsec -= 1000000000L;
             until.tv_sec++;
         }
     }
     for (;;) {
+        if (flag_file("unplugged"))
+            return -1;
         pthread_mutex_lock(&lock);
         int ready = frame_ready();
         pthread_mutex_unlock(&lock);
-        fds[0].revents = 0;
-        if (flag_file("unplugged"))
-            fds[0].revents = POLLERR;
-        else if (ready)
-            fds[0].revents = fds[0].events & (POLLIN | POLLRDNORM);
-        if (fds[0].revents)
+        if (ready)
             return 1;
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (timeout >= 0 && !later(&until, &now))
+        if (timeout_ms >= 0 && !later(&until, &now))
             return 0;
         struct timespec pause = {0, 1000000};
         nanosleep(&pause, NULL);
     }
+}
+
+/* A capture device is readable once a filled buffer can be dequeued; an
+ * unplugged one reports an error. FFmpeg's reader waits in poll (the daemon
+ * does it for FFmpeg), OpenCV's in select. */
+/* A driver that streams through buffers only (no V4L2_CAP_READWRITE). */
+ssize_t read(int fd, void *buffer, size_t size)
+{
+    set_up();
+    if (!is_emulated(fd))
+        return real_read(fd, buffer, size);
+    errno = EINVAL;
+    return -1;
+}
+
+int poll(struct pollfd *fds, nfds_t count, int timeout)
+{
+    set_up();
+    if (count != 1 || !is_emulated(fds[0].fd))
+        return real_poll(fds, count, timeout);
+    int state = wait_for_frame(timeout);
+    fds[0].revents = state < 0 ? POLLERR : state ? fds[0].events & (POLLIN | POLLRDNORM) : 0;
+    return fds[0].revents ? 1 : 0;
+}
+
+int select(int count, fd_set *readable, fd_set *writable, fd_set *failed, struct timeval *timeout)
+{
+    set_up();
+    int fd = count - 1;
+    if (fd < 0 || !readable || !FD_ISSET(fd, readable) || !is_emulated(fd))
+        return real_select(count, readable, writable, failed, timeout);
+    int state = wait_for_frame(timeout ? (int)(timeout->tv_sec * 1000 + timeout->tv_usec / 1000) : -1);
+    FD_ZERO(readable);
+    if (writable)
+        FD_ZERO(writable);
+    if (failed)
+        FD_ZERO(failed);
+    if (state > 0)
+        FD_SET(fd, readable);
+    else if (state < 0 && failed)
+        FD_SET(fd, failed);
+    return state != 0 ? 1 : 0;
 }
 
 /* /proc/self/fd/N of the emulated device names its node, as the kernel's does. */

@@ -135,6 +135,16 @@ def record_mjpeg(path: Path, width: int, height: int, fps: int, seconds: float) 
     return len(records)
 
 
+def record_yuyv(path: Path, width: int, height: int, fps: int, seconds: float) -> int:
+    """Raw pictures, as a camera without a compressed format sends them."""
+    records = []
+    for picture in _pictures(width, height, round(seconds * fps)):
+        frame = av.VideoFrame.from_ndarray(picture, format="bgr24").reformat(format="yuyv422")
+        records.append((frame.to_ndarray().tobytes(), True))
+    _write(path, records)
+    return len(records)
+
+
 @attrs.frozen
 class Recording:
     fourcc: str

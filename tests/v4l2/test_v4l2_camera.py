@@ -1,8 +1,9 @@
 """The daemon reading a V4L2 camera through FFmpeg's V4L2 input: an H.264
 camera's own packets passed through to viewers that take its profile (the
 camera asked for a keyframe when one joins), VP8 viewers beside them served
-by one decode, an MJPEG camera decoded straight to I420, and a camera that
-stalls or is unplugged failing in time and coming back. The camera is
+by one decode, an MJPEG camera decoded straight to I420, a raw camera read
+by OpenCV, and a camera that stalls or is unplugged failing in time and
+coming back. The camera is
 emulated in user space (:mod:`.emulator`); the daemon, FFmpeg and the
 viewers are real."""
 
@@ -192,6 +193,41 @@ async def test_a_camera_offering_h264_and_mjpeg_is_read_in_mjpeg_without_passthr
     assert in_order(viewer.stamps, mjpeg_recording.pictures)
 
 
+async def fail_and_come_back(
+    daemon: DaemonProcess,
+    camera: EmulatedCamera,
+    viewer: MediaViewer,
+    recording: Recording,
+    fault: Callable[[], None],
+    mend: Callable[[], None],
+) -> None:
+    """``fault`` fails the camera within the read timeout (1 s) and the
+    viewer sees the offline picture until ``mend``; then the camera again."""
+    failures = camera_events(daemon, "CameraFailed")
+    recoveries = camera_events(daemon, "CameraRecovered")
+    streamed = camera.log().count("stream on")
+    fault()
+    started = time.monotonic()
+    await until(lambda: camera_events(daemon, "CameraFailed") > failures, 5)
+    noticed = time.monotonic() - started
+    assert noticed < 2.5, f"{fault.__name__}: failed after {noticed:.1f} s (timeout 1 s)"
+    # Viewers stay connected and see the offline picture (no stamp), and the
+    # camera stays failed while it is reopened in vain: a stalled one opens
+    # and sends nothing, an unplugged one is not there.
+    await asyncio.sleep(2.5)
+    assert viewer.stamps[-1] is None
+    assert camera_events(daemon, "CameraRecovered") == recoveries
+    reopened = camera.log().count("stream on") - streamed
+    assert reopened > 0 if fault == camera.stall else reopened == 0
+    mend()
+    await until(lambda: camera_events(daemon, "CameraRecovered") > recoveries, 10)
+    back = len(viewer.stamps)
+    await viewer.wait_for_frames(20)
+    assert in_order(viewer.stamps[back + 5 :], recording.pictures), (
+        f"{fault.__name__}: {viewer.stamps[back:]}"
+    )
+
+
 @pytest.mark.timeout(120)
 async def test_a_camera_that_stalls_or_is_unplugged_fails_in_time_and_comes_back(
     sandbox: SandboxProcess,
@@ -206,30 +242,33 @@ async def test_a_camera_that_stalls_or_is_unplugged_fails_in_time_and_comes_back
     try:
         await viewer.start()
         await viewer.wait_for_frames(15)
-
         for fault, mend in ((camera.stall, camera.resume), (camera.unplug, camera.plug_in)):
-            failures = camera_events(daemon, "CameraFailed")
-            recoveries = camera_events(daemon, "CameraRecovered")
-            streamed = camera.log().count("stream on")
-            fault()
-            started = time.monotonic()
-            await until(lambda n=failures: camera_events(daemon, "CameraFailed") > n, 5)
-            noticed = time.monotonic() - started
-            assert noticed < 2.5, f"{fault.__name__}: failed after {noticed:.1f} s (timeout 1 s)"
-            # Viewers stay connected and see the offline picture (no stamp),
-            # and the camera stays failed while it is reopened in vain: a
-            # stalled one opens and sends nothing, an unplugged one is not there.
-            await asyncio.sleep(2.5)
-            assert viewer.stamps[-1] is None
-            assert camera_events(daemon, "CameraRecovered") == recoveries
-            reopened = camera.log().count("stream on") - streamed
-            assert reopened > 0 if fault == camera.stall else reopened == 0
-            mend()
-            await until(lambda n=recoveries: camera_events(daemon, "CameraRecovered") > n, 10)
-            back = len(viewer.stamps)
-            await viewer.wait_for_frames(20)
-            assert in_order(viewer.stamps[back + 5 :], mjpeg_recording.pictures), (
-                f"{fault.__name__}: {viewer.stamps[back:]}"
-            )
+            await fail_and_come_back(daemon, camera, viewer, mjpeg_recording, fault, mend)
+    finally:
+        await viewer.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_raw_camera_is_read_by_opencv_and_a_stall_fails_it_in_time(
+    sandbox: SandboxProcess,
+    make_camera: Callable[..., EmulatedCamera],
+    start_daemon: Callable[..., DaemonProcess],
+    yuyv_recording: Recording,
+) -> None:
+    camera = make_camera(yuyv_recording)
+    daemon = start_daemon(camera, VIDEO_NETWORK_TIMEOUT_SECONDS="1")
+    device_code = await streaming_daemon(sandbox, daemon)
+    assert camera_opened(daemon)[0].endswith("/dev/video42, 640x480 at 15 fps")
+    assert "set format YUYV 640x480 (asked YUYV 640x480)" in camera.log()
+    viewer = MediaViewer(sandbox.info, device_code, ("video/VP8",))
+    try:
+        await viewer.start()
+        await viewer.wait_for_frames(30)
+        assert viewer.sizes == {(640, 480)}
+        assert in_order(viewer.stamps, yuyv_recording.pictures)
+        # OpenCV would wait 10 s for a picture: the daemon's timeout instead.
+        await fail_and_come_back(
+            daemon, camera, viewer, yuyv_recording, camera.stall, camera.resume
+        )
     finally:
         await viewer.close()
