@@ -200,9 +200,11 @@ async def fail_and_come_back(
     recording: Recording,
     fault: Callable[[], None],
     mend: Callable[[], None],
+    reason: str,
 ) -> None:
-    """``fault`` fails the camera within the read timeout (1 s) and the
-    viewer sees the offline picture until ``mend``; then the camera again."""
+    """``fault`` fails the camera within the read timeout (1 s), for
+    ``reason``, and the viewer sees the offline picture until ``mend``; then
+    the camera again."""
     failures = camera_events(daemon, "CameraFailed")
     recoveries = camera_events(daemon, "CameraRecovered")
     streamed = camera.log().count("stream on")
@@ -211,6 +213,8 @@ async def fail_and_come_back(
     await until(lambda: camera_events(daemon, "CameraFailed") > failures, 5)
     noticed = time.monotonic() - started
     assert noticed < 2.5, f"{fault.__name__}: failed after {noticed:.1f} s (timeout 1 s)"
+    offline = [str(r["msg"]) for r in daemon.records() if "camera offline" in str(r.get("msg"))]
+    assert offline[-1].endswith(f"no picture from device /dev/video42 ({reason})"), offline
     # Viewers stay connected and see the offline picture (no stamp), and the
     # camera stays failed while it is reopened in vain: a stalled one opens
     # and sends nothing, an unplugged one is not there.
@@ -242,8 +246,11 @@ async def test_a_camera_that_stalls_or_is_unplugged_fails_in_time_and_comes_back
     try:
         await viewer.start()
         await viewer.wait_for_frames(15)
-        for fault, mend in ((camera.stall, camera.resume), (camera.unplug, camera.plug_in)):
-            await fail_and_come_back(daemon, camera, viewer, mjpeg_recording, fault, mend)
+        for fault, mend, reason in (
+            (camera.stall, camera.resume, "nothing for 1 s"),
+            (camera.unplug, camera.plug_in, "No such device"),
+        ):
+            await fail_and_come_back(daemon, camera, viewer, mjpeg_recording, fault, mend, reason)
     finally:
         await viewer.close()
 
@@ -268,7 +275,13 @@ async def test_a_raw_camera_is_read_by_opencv_and_a_stall_fails_it_in_time(
         assert in_order(viewer.stamps, yuyv_recording.pictures)
         # OpenCV would wait 10 s for a picture: the daemon's timeout instead.
         await fail_and_come_back(
-            daemon, camera, viewer, yuyv_recording, camera.stall, camera.resume
+            daemon,
+            camera,
+            viewer,
+            yuyv_recording,
+            camera.stall,
+            camera.resume,
+            "it ended, failed or stalled",  # OpenCV does not say
         )
     finally:
         await viewer.close()

@@ -133,6 +133,8 @@ class PyAvReader:
             native = float(rate) if rate else 0.0
             self._interval = 1.0 / (native if 0.0 < native <= MAX_FILE_FPS else options.fps)
         self._packets = self._container.demux(self._stream)
+        self.failure: str | None = None
+        """Why the last :meth:`grab` failed, in words (None when it did not)."""
         self._device: int | None = None
         if isinstance(source, DeviceStream):
             self._device = next(iter(v4l2.descriptors_open_on(source.node)), None)
@@ -234,6 +236,7 @@ class PyAvReader:
     # --- reading --------------------------------------------------------------------
 
     def _next_packet(self) -> av.Packet[Any] | None:
+        self.failure = None
         for _ in range(2):
             started = time.monotonic()
             try:
@@ -241,15 +244,23 @@ class PyAvReader:
                     if self._timed_out(started):
                         # FFmpeg's RTSP demuxer hands over a scrap of a packet
                         # when a read is interrupted, and fails only on the next.
+                        self.failure = self._silence()
                         return None
                     if packet.size:
                         return packet
             except av.FFmpegError as error:
                 logger.debug("reading %s: %s", self._source.description, error.strerror)
+                # An interrupted read says only that it was interrupted.
+                timed_out = self._timed_out(started)
+                self.failure = self._silence() if timed_out else error.strerror or None
                 return None
             if not isinstance(self._source, VideoFile) or not self._rewind():
+                self.failure = self._silence() if self._timed_out(started) else "it ended"
                 return None
         return None
+
+    def _silence(self) -> str:
+        return f"nothing for {self._options.network_timeout:g} s"
 
     def _read_packet(self, started: float) -> av.Packet[Any] | None:
         """The next packet; None at the end of the stream or once a V4L2

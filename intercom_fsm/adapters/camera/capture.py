@@ -278,7 +278,8 @@ class CaptureWorker:
                 if self._take_keyframe_request():
                     reader.request_keyframe()  # where it cannot, the next IDR comes anyway
                 if not reader.grab():
-                    return f"no picture from {description} (it ended, failed or stalled)"
+                    why = reader.failure or "it ended, failed or stalled"
+                    return f"no picture from {description} ({why})"
                 if not online:
                     self._came_online(reader)
                     online = True

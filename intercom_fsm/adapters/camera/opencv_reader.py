@@ -51,6 +51,9 @@ class TestPatternReader:
     def set_pictures_wanted(self, wanted: bool) -> None:
         pass
 
+    failure = None
+    """A drawn picture never fails."""
+
     def grab(self) -> bool:
         return True
 
@@ -102,6 +105,9 @@ class OpenCvReader:
 
     def set_pictures_wanted(self, wanted: bool) -> None:
         pass
+
+    failure = None
+    """OpenCV does not say why it got no picture."""
 
     def grab(self) -> bool:
         return bool(self._capture.grab())

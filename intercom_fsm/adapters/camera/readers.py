@@ -104,6 +104,12 @@ class FrameReader(Protocol):
         """Take the next picture; False when the source failed or stalled."""
         ...
 
+    @property
+    def failure(self) -> str | None:
+        """Why the last :meth:`grab` failed, where the reader can tell
+        ("No such device", "nothing for 2 s"); None where it cannot."""
+        ...
+
     def retrieve(self) -> I420 | None:
         """The last grabbed picture; None when there is none to deliver (an
         H.264 decoder waiting for its first IDR). Raises
