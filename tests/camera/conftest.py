@@ -47,12 +47,14 @@ class EventRecorder:
         return [event for event in self.events if isinstance(event, kind)]
 
 
-async def eventually(check: Callable[[], bool], within: float, what: str) -> None:
+async def eventually(
+    check: Callable[[], bool], within: float, what: str, every: float = 0.01
+) -> None:
     deadline = time.monotonic() + within
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(every)
 
 
 def viewer(camera: Camera) -> ViewerTrack:

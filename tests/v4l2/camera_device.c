@@ -114,9 +114,8 @@ void load_device(void)
     device.fps = device.streams[0].fps;
 }
 
-static void describe_format(struct v4l2_format *format)
+static void describe_format(struct v4l2_format *format, const struct stream *stream)
 {
-    struct stream *stream = current();
     memset(&format->fmt.pix, 0, sizeof format->fmt.pix);
     format->fmt.pix.width = stream->width;
     format->fmt.pix.height = stream->height;
@@ -191,7 +190,7 @@ int answer(int fd, unsigned long request, void *argument)
         if (format->type != V4L2_BUF_TYPE_VIDEO_CAPTURE)
             return fail(EINVAL);
         if (request == VIDIOC_G_FMT) {
-            describe_format(format);
+            describe_format(format, current());
             return 0;
         }
         if (request == VIDIOC_S_FMT && device.owner >= 0 && device.buffer_count)
@@ -207,13 +206,8 @@ int answer(int fd, unsigned long request, void *argument)
             note("set format %.4s %ux%u (asked %.4s %ux%u)", (const char *)&current()->fourcc,
                  current()->width, current()->height, (const char *)&format->fmt.pix.pixelformat,
                  asked_width, asked_height);
-            describe_format(format);
-        } else {
-            int kept = device.current;
-            device.current = chosen;
-            describe_format(format);
-            device.current = kept;
         }
+        describe_format(format, &device.streams[chosen]);
         return 0;
     }
     case VIDIOC_G_PARM:

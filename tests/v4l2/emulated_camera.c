@@ -45,7 +45,6 @@
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int fds[MAX_FDS]; /* the descriptors open on the node */
-static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_close)(int);
 static int (*real_ioctl)(int, unsigned long, ...);
@@ -57,7 +56,6 @@ static ssize_t (*real_readlink)(const char *, char *, size_t);
 
 static void initialise(void)
 {
-    real_open = dlsym(RTLD_NEXT, "open");
     real_openat = dlsym(RTLD_NEXT, "openat");
     real_close = dlsym(RTLD_NEXT, "close");
     real_ioctl = dlsym(RTLD_NEXT, "ioctl");
@@ -110,19 +108,6 @@ static int wanted(const char *path)
     return device.node[0] && path && strcmp(path, device.node) == 0;
 }
 
-int open(const char *path, int flags, ...)
-{
-    va_list args;
-    va_start(args, flags);
-    mode_t mode = va_arg(args, mode_t);
-    va_end(args);
-    if (wanted(path))
-        return open_node(flags);
-    return real_open(path, flags, mode);
-}
-
-int open64(const char *path, int flags, ...) __attribute__((alias("open")));
-
 int openat(int dirfd, const char *path, int flags, ...)
 {
     va_list args;
@@ -135,6 +120,17 @@ int openat(int dirfd, const char *path, int flags, ...)
 }
 
 int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+int open(const char *path, int flags, ...)
+{
+    va_list args;
+    va_start(args, flags);
+    mode_t mode = va_arg(args, mode_t);
+    va_end(args);
+    return openat(AT_FDCWD, path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 int close(int fd)
 {
