@@ -138,6 +138,21 @@ class DaemonClient:
         return code
 
 
+def naive_client_arguments(info: SandboxInfo, source: str) -> list[str]:
+    """bench.naive_client's command line for this sandbox and source."""
+    # Each value joined to its option: a generated secret may begin with "-",
+    # which argparse would otherwise read as an option of its own.
+    args = [
+        f"--http-base={info.http_base_url}",
+        f"--ws-base={info.ws_base_url}",
+        f"--client-id={info.client_id}",
+        f"--source={source}",
+    ]
+    if info.client_secret:
+        args.append(f"--client-secret={info.client_secret}")
+    return args
+
+
 class NaiveClient:
     name = "naive"
 
@@ -174,18 +189,7 @@ class NaiveClient:
     def start(self, source_url: str, width: int, height: int, fps: float) -> None:
         self._runs += 1
         self._lines = []
-        args = [
-            "--http-base",
-            self._info.http_base_url,
-            "--ws-base",
-            self._info.ws_base_url,
-            "--client-id",
-            self._info.client_id,
-            "--source",
-            source_url,
-        ]
-        if self._info.client_secret:
-            args += ["--client-secret", self._info.client_secret]
+        args = naive_client_arguments(self._info, source_url)
         log = (self._workdir / f"naive-{self._runs}.log").open("ab")
         command = probe_command("bench.naive_client", args, self._lag_file)
         self._process = subprocess.Popen(
