@@ -18,9 +18,8 @@ sets before every IDR (:mod:`.h264`) when the stream can be passed through:
 no B-frames (a WebRTC stream is sent in decode order and played as it
 comes).
 
-A stalled stream cannot block: an open or a read that takes longer than
-``network_timeout`` is interrupted, by FFmpeg's socket timeout where it has
-one, else by PyAV (:func:`pyav_timeouts` says which, and why it matters).
+A stalled stream cannot block: PyAV interrupts any open or read that takes
+longer than ``network_timeout`` (RTSP also gets FFmpeg's own socket timeout).
 FFmpeg's V4L2 input would wait for a picture in a blocking ``ioctl`` that
 nothing interrupts, forever for a camera that hangs without going away, so
 the camera is opened non-blocking: a read without a picture ready returns at
@@ -101,35 +100,7 @@ def open_options(source: Source, options: ReaderSettings) -> dict[str, str]:
             "timeout": str(round(options.network_timeout * 1_000_000)),
             "allowed_media_types": "video",
         }
-    elif source.url.lower().startswith("http:"):
-        opened["rw_timeout"] = str(round(options.network_timeout * 1_000_000))
     return opened
-
-
-def pyav_timeouts(source: Source, options: ReaderSettings) -> tuple[float | None, float | None]:
-    """PyAV's (open, read) timeouts for ``source``: None where there is none.
-
-    PyAV enforces them in an interrupt callback that takes the GIL each time
-    FFmpeg calls it, and FFmpeg calls it at every socket read: an RTSP camera
-    over TCP is read about 200 times a second (three reads for each RTP
-    packet), and every time the event loop's thread waits for the capture
-    thread or the other way round. Where FFmpeg's own socket timeout bounds
-    each read (RTSP over TCP: ``timeout``; HTTP: ``rw_timeout``), reads go
-    without PyAV's. Opening is always bounded by it as a whole. RTSP over
-    UDP keeps it for reads: FFmpeg gives up on a silent UDP camera only
-    after a fixed 10 s. So do TLS streams, whose reads these options have
-    not been checked to reach.
-    """
-    if isinstance(source, VideoFile):
-        return None, None
-    timeout = options.network_timeout
-    if isinstance(source, DeviceStream):
-        return timeout, timeout
-    url = source.url.lower()
-    socket_bounded = url.startswith("http:") or (
-        url.startswith("rtsp:") and options.rtsp_transport == "tcp"
-    )
-    return timeout, None if socket_bounded else timeout
 
 
 class PyAvReader:
@@ -235,13 +206,14 @@ class PyAvReader:
         else:
             name = source.url if isinstance(source, StreamUrl) else source.path
             container_format = None
+        timeout = None if isinstance(source, VideoFile) else options.network_timeout
         try:
             return av.open(
                 name,
                 mode="r",
                 format=container_format,
                 options=open_options(source, options),
-                timeout=pyav_timeouts(source, options),
+                timeout=timeout,
             )
         except av.FFmpegError as error:
             # The error's filename is the URL, credentials included: only its reason.
