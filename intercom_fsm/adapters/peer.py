@@ -50,6 +50,7 @@ from intercom_fsm.adapters.peer_codecs import (
     plan_video,
 )
 from intercom_fsm.adapters.rtcp_feedback import FeedbackListener, observe_receiver_feedback
+from intercom_fsm.adapters.rtp_sender import send_with_lean_loop
 from intercom_fsm.events import (
     AnswerReady,
     Event,
@@ -275,6 +276,7 @@ class PeerConnections:
             )
         ):
             _forward_keyframe_requests(sender, track)
+            send_with_lean_loop(sender)
             if isinstance(track, FeedbackListener):
                 observe_receiver_feedback(sender, track)
         self._emit(AnswerReady(entry.session, entry.peer, answer_sdp))

@@ -26,6 +26,7 @@ from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
 from intercom_fsm.adapters.audio.sdp import OfferPlan, plan_offer
+from intercom_fsm.adapters.rtp_sender import send_with_lean_loop
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class ViewerAudio:
         if plan.send_audio:
             self.track = audio.track_for_listener()
             transceiver.sender.replaceTrack(self.track)
+            send_with_lean_loop(transceiver.sender)
         self._connection.on("connectionstatechange", self._state_changed)
 
     def finish(self, answer_sdp: str) -> str:

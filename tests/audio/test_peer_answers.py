@@ -25,6 +25,7 @@ from intercom_fsm.adapters.audio.door import Audio
 from intercom_fsm.adapters.audio.sdp import split
 from intercom_fsm.adapters.peer import PeerConnections
 from intercom_fsm.adapters.peer_audio import PeerAudio
+from intercom_fsm.adapters.rtp_sender import lean_loop_of
 from tests.audio.conftest import EventRecorder, eventually
 from tests.audio.peers import Heard, SamplesTrack
 from tests.audio.signals import band_level_dbfs, dominant_hz, tone
@@ -125,6 +126,12 @@ async def test_recvonly_audio_is_answered_sendonly_with_the_door_microphone(door
         await heard.stop()
         assert abs(dominant_hz(samples[-48_000:]) - DOOR_HZ) < 5
         assert door.stats.talking_viewers == 0
+        # The shared Opus packets go out through the lean RTP loop: 1.5 s heard
+        # is 75 packets of 20 ms sent at least.
+        connection = viewer.peers._peers[1].connection  # type: ignore[attr-defined]
+        sender = next(s for s in connection.getSenders() if s.kind == "audio")
+        lean = lean_loop_of(sender)
+        assert lean is not None and lean.packets_sent >= 75
     finally:
         await close(viewer)
     await eventually(lambda: door.stats.listening_viewers == 0, 5, "the listener released")
