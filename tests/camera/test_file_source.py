@@ -14,7 +14,7 @@ import pytest
 from intercom_fsm.adapters.camera import Camera, CameraSettings
 from intercom_fsm.events import CameraFailed, CameraOpened
 
-from .conftest import EventRecorder, luma, viewer
+from .conftest import EventRecorder, eventually, luma, viewer
 
 FILE_FPS = 10
 FILE_FRAMES = 6
@@ -103,6 +103,9 @@ async def test_a_file_that_is_no_video_fails_and_serves_the_offline_frame(tmp_pa
     try:
         async with asyncio.timeout(5):
             frame = await track.recv()
+        # The event comes on the loop after the capture thread failed; the
+        # offline picture it published may be taken before that.
+        await eventually(lambda: bool(recorder.of(CameraFailed)), 5, "CameraFailed")
     finally:
         await camera.close()
     assert luma(frame) < 100
