@@ -37,15 +37,31 @@ from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 MOUNT = "/stamp"
 
 
-def pipeline(mjpeg_url: str, fps: float, gop_seconds: float, kbps: int, inband: bool) -> str:
+def pipeline(
+    mjpeg_url: str,
+    fps: float,
+    gop_seconds: float,
+    kbps: int,
+    inband: bool,
+    bframes: int = 0,
+    codec: str = "h264",
+) -> str:
+    source = (
+        f"souphttpsrc location={mjpeg_url} is-live=true do-timestamp=true"
+        " ! multipartdemux ! image/jpeg"
+    )
+    if codec == "mjpeg":  # the camera's JPEGs as they are, over RTP (RFC 2435)
+        return f"( {source} ! jpegparse ! rtpjpegpay name=pay0 pt=26 )"
     key_interval = max(1, round(fps * gop_seconds))
     # ultrafast alone would fall back to Baseline; the 8x8 transform is the
-    # High-profile tool, and cameras use it.
+    # High-profile tool, and cameras use it. zerolatency turns B-frames off:
+    # a camera that sends them is encoded without it.
+    tune = "tune=zerolatency " if bframes == 0 else "b-adapt=false rc-lookahead=0 "
     return (
-        f"( souphttpsrc location={mjpeg_url} is-live=true do-timestamp=true"
-        " ! multipartdemux ! image/jpeg ! jpegdec ! videoconvert ! video/x-raw,format=I420"
-        f" ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps}"
-        f" key-int-max={key_interval} bframes=0 threads=1 option-string=8x8dct=1:repeat-headers=0"
+        f"( {source} ! jpegdec ! videoconvert ! video/x-raw,format=I420"
+        f" ! x264enc {tune}speed-preset=ultrafast bitrate={kbps}"
+        f" key-int-max={key_interval} bframes={bframes} threads=1"
+        " option-string=8x8dct=1:repeat-headers=0"
         " ! video/x-h264,profile=high,stream-format=avc"
         f" ! rtph264pay name=pay0 pt=96 config-interval={-1 if inband else 0} )"
     )
@@ -59,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kbps", type=int, default=1000)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--inband", action="store_true", help="SPS/PPS before every IDR")
+    parser.add_argument("--bframes", type=int, default=0, help="B-frames between references")
+    parser.add_argument("--codec", choices=("h264", "mjpeg"), default="h264")
+    parser.add_argument("--user", help="clients must sign in as this user")
+    parser.add_argument("--password", default="")
+    parser.add_argument("--auth", choices=("basic", "digest"), default="digest")
     args = parser.parse_args(argv)
 
     Gst.init(None)
@@ -66,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(pipeline(args.mjpeg, args.fps, args.gop, args.kbps, args.inband))
+    factory.set_launch(
+        pipeline(args.mjpeg, args.fps, args.gop, args.kbps, args.inband, args.bframes, args.codec)
+    )
     factory.set_shared(True)
+    if args.user is not None:
+        _require_sign_in(server, factory, args.user, args.password, args.auth)
     server.get_mount_points().add_factory(MOUNT, factory)
     server.connect("client-connected", _on_client)
     if server.attach(None) == 0:
@@ -80,6 +105,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"READY rtsp://127.0.0.1:{server.get_bound_port()}{MOUNT}", flush=True)
     loop.run()
     return 0
+
+
+def _require_sign_in(
+    server: GstRtspServer.RTSPServer,
+    factory: GstRtspServer.RTSPMediaFactory,
+    user: str,
+    password: str,
+    method: str,
+) -> None:
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", user)
+    if method == "basic":
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+    else:
+        auth.add_digest(user, password, token)
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    server.set_auth(auth)
+    permissions = GstRtspServer.RTSPPermissions()
+    permissions.add_permission_for_role(user, "media.factory.access", True)
+    permissions.add_permission_for_role(user, "media.factory.construct", True)
+    factory.set_permissions(permissions)
 
 
 def _on_client(_server: GstRtspServer.RTSPServer, client: GstRtspServer.RTSPClient) -> None:

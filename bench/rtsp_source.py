@@ -76,10 +76,19 @@ class RtspSourceProcess:
         fps: float = 15.0,
         gop_seconds: float = GOP_SECONDS,
         inband_parameter_sets: bool = False,
+        *,
+        bframes: int = 0,
+        codec: str = "h264",
+        sign_in: tuple[str, str, str] | None = None,
     ) -> None:
+        """``sign_in``: (user, password, ``basic`` or ``digest``) that clients
+        must give; ``codec`` ``mjpeg`` sends the JPEGs as they are."""
         self.width, self.height, self.fps = width, height, fps
         self.gop_seconds = gop_seconds
         self._inband = inband_parameter_sets
+        self._bframes = bframes
+        self._codec = codec
+        self._sign_in = sign_in
         self._mjpeg = MjpegSourceProcess(width, height, fps)
         self._server: ReadyChild | None = None
         self._url: str | None = None
@@ -96,6 +105,13 @@ class RtspSourceProcess:
         if process is None:
             raise RuntimeError("the RTSP source has not been started")
         return process.pid
+
+    def url_with(self, user: str, password: str) -> str:
+        """:attr:`url` with credentials in it, as an operator writes them."""
+        from urllib.parse import quote
+
+        scheme, rest = self.url.split("://", 1)
+        return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
 
     def transports(self) -> list[str]:
         """The Transport header of every SETUP a client sent, in order."""
@@ -116,6 +132,13 @@ class RtspSourceProcess:
         ]
         if self._inband:
             command.append("--inband")
+        if self._bframes:
+            command.append(f"--bframes={self._bframes}")
+        if self._codec != "h264":
+            command.append(f"--codec={self._codec}")
+        if self._sign_in is not None:
+            user, password, method = self._sign_in
+            command += [f"--user={user}", f"--password={password}", f"--auth={method}"]
         self._server = ReadyChild("the RTSP server", command)
         try:
             self._url = self._server.start(self.READY_TIMEOUT_S)

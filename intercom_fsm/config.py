@@ -61,6 +61,11 @@ class RtspTransport(enum.Enum):
     UDP = "udp"
 
 
+class RtspReader(enum.Enum):
+    NATIVE = "native"
+    FFMPEG = "ffmpeg"
+
+
 class H264Encoder(enum.Enum):
     AUTO = "auto"
     SOFTWARE = "software"
@@ -115,6 +120,7 @@ class VideoSettings:
     bitrate: int | None
     shared_encoder: bool
     rtsp_transport: RtspTransport
+    rtsp_reader: RtspReader
     network_timeout_seconds: float
     h264_passthrough: bool
     h264_encoder: H264Encoder
@@ -235,6 +241,9 @@ ENVIRONMENT_VARIABLES: tuple[Setting, ...] = (
       " carries; 0: one encoder each, following REMB."),
     S("VIDEO_RTSP_TRANSPORT", "video.rtsp_transport", Choice(RtspTransport), "tcp",
       "How an rtsp:// camera sends: tcp (one port, no loss) or udp (lower latency on a LAN)."),
+    S("VIDEO_RTSP_READER", "video.rtsp_reader", Choice(RtspReader), "native",
+      "Who reads an rtsp:// camera: native (its H.264 on the event loop, the least CPU;"
+      " FFmpeg reads other codecs) or ffmpeg (always FFmpeg)."),
     S("VIDEO_NETWORK_TIMEOUT_SECONDS", "video.network_timeout_seconds", Number(0.1, 60, True),
       "2", "A network or V4L2 camera slower than this to open or send has failed"
       " (one read by OpenCV: in whole seconds), 0.1..60."),

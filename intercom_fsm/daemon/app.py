@@ -72,6 +72,7 @@ def camera_settings(config: Config) -> CameraSettings:
         shared_encoder=video.shared_encoder,
         bitrate=video.bitrate,
         rtsp_transport=video.rtsp_transport.value,
+        rtsp_reader=video.rtsp_reader.value,
         network_timeout=video.network_timeout_seconds,
         h264_passthrough=video.h264_passthrough,
         h264_encoder=video.h264_encoder.value,

@@ -179,6 +179,7 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("MAX_VIEWERS", "four", "whole number"),
     ("SESSION_ORPHAN_SECONDS", "-1", ">= 0 and <= 3600"),
     ("VIDEO_RTSP_TRANSPORT", "http", "one of"),
+    ("VIDEO_RTSP_READER", "gstreamer", "one of"),
     ("VIDEO_NETWORK_TIMEOUT_SECONDS", "0", ">= 0.1 and <= 60"),
     ("VIDEO_NETWORK_TIMEOUT_SECONDS", "61", ">= 0.1 and <= 60"),
     ("VIDEO_H264_PASSTHROUGH", "maybe", "1 or 0"),

@@ -1,6 +1,7 @@
 """An RTSP camera as ``VIDEO_SOURCE``: over TCP or UDP as configured, and a
 camera that hangs is noticed within the read timeout and read again once it
-answers. Against GStreamer's RTSP server."""
+answers; read on the event loop (``native``) and by FFmpeg alike. Against
+GStreamer's RTSP server."""
 
 from __future__ import annotations
 
@@ -26,16 +27,25 @@ def stamped(frame: object) -> bool:
     return read_stamp(frame.to_ndarray()[: frame.height]) is not None
 
 
+READERS = pytest.mark.parametrize("reader", ["native", "ffmpeg"])
+
+
 @pytest.mark.timeout(60)
+@READERS
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
 async def test_the_camera_is_read_over_the_transport_asked_for(
-    rtsp_camera: RtspSourceProcess, transport: str
+    rtsp_camera: RtspSourceProcess, transport: str, reader: str
 ) -> None:
     recorder = EventRecorder()
     setups = len(rtsp_camera.transports())
     camera = Camera(
         CameraSettings(
-            source=rtsp_camera.url, width=640, height=480, fps=15, rtsp_transport=transport
+            source=rtsp_camera.url,
+            width=640,
+            height=480,
+            fps=15,
+            rtsp_transport=transport,
+            rtsp_reader=reader,
         ),
         recorder,
     )
@@ -56,9 +66,10 @@ async def test_the_camera_is_read_over_the_transport_asked_for(
 
 
 @pytest.mark.timeout(60)
+@READERS
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
 async def test_a_hung_camera_fails_within_its_timeout_and_comes_back(
-    rtsp_available: None, transport: str
+    rtsp_available: None, transport: str, reader: str
 ) -> None:
     with RtspSourceProcess(320, 240, 15) as rtsp:
         recorder = EventRecorder()
@@ -66,6 +77,7 @@ async def test_a_hung_camera_fails_within_its_timeout_and_comes_back(
             source=rtsp.url,
             fps=15,
             rtsp_transport=transport,
+            rtsp_reader=reader,
             network_timeout=1.5,
             reopen_base=0.5,
             reopen_cap=1.0,

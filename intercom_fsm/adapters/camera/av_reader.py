@@ -44,6 +44,7 @@ import av.container
 from intercom_fsm.adapters.camera import v4l2
 from intercom_fsm.adapters.camera.frames import I420
 from intercom_fsm.adapters.camera.h264 import AccessUnit, AccessUnitFixer, parse_extradata
+from intercom_fsm.adapters.camera.inter_decoder import InterDecoder
 from intercom_fsm.adapters.camera.readers import (
     DeviceStream,
     ReaderSettings,
@@ -114,9 +115,7 @@ class PyAvReader:
             self._container.close()
             raise SourceUnavailable(f"{source.description} has no video") from None
         decoder = self._stream.codec_context
-        # One thread: frame threading would hold pictures back by a frame per
-        # thread, and the capture thread is this reader's thread anyway.
-        decoder.thread_count = 1
+        self._inter = InterDecoder(decoder)
         self._intra_only = bool(decoder.codec.intra_only)
         self._converter = FrameToI420(options.width, options.height)
         self._fixer, refused = self._passthrough_fixer()
@@ -144,12 +143,15 @@ class PyAvReader:
         self._decoding = False
         self._since_keyframe: list[av.Packet[Any]] = []
         self._since_keyframe_bytes = 0
-        self._decoded: av.VideoFrame | None = None
-        self.pictures_decoded = 0
+        self._pictures_from_intra = 0
 
     @property
     def read_interval(self) -> float:
         return self._interval
+
+    @property
+    def pictures_decoded(self) -> int:
+        return self._pictures_from_intra + self._inter.pictures_decoded
 
     def set_pictures_wanted(self, wanted: bool) -> None:
         self._pictures_wanted = wanted
@@ -184,12 +186,13 @@ class PyAvReader:
             self._packet = None
             if not frames:
                 return None
-            self.pictures_decoded += 1
+            self._pictures_from_intra += 1
             frame = frames[-1]
         else:
-            if self._decoded is None:
+            decoded = self._inter.take()
+            if decoded is None:
                 return None
-            frame, self._decoded = self._decoded, None
+            frame = decoded
         assert isinstance(frame, av.VideoFrame)
         return self._converter.convert(frame)
 
@@ -295,7 +298,7 @@ class PyAvReader:
             except SourceUnavailable:
                 return False
             self._stream = self._container.streams.video[0]
-            self._stream.codec_context.thread_count = 1
+            self._inter.use(self._stream.codec_context)
         self._packets = self._container.demux(self._stream)
         return True
 
@@ -320,15 +323,5 @@ class PyAvReader:
             if not self._since_keyframe:
                 self.request_keyframe()  # none yet: a V4L2 camera sends one now
             for kept in self._since_keyframe[:-1]:
-                self._decode(kept)
-        self._decode(packet)
-
-    def _decode(self, packet: av.Packet[Any]) -> None:
-        try:
-            frames = self._stream.codec_context.decode(packet)
-        except av.InvalidDataError:
-            return  # a picture whose references are missing: the next IDR mends it
-        for frame in frames:
-            if isinstance(frame, av.VideoFrame):
-                self._decoded = frame
-                self.pictures_decoded += 1
+                self._inter.decode(kept)
+        self._inter.decode(packet)

@@ -45,7 +45,7 @@ from intercom_fsm.adapters.camera.h264_encoders import (
 from intercom_fsm.adapters.camera.h264_encoding import H264_MIME, SharedH264Encoder
 from intercom_fsm.adapters.camera.hub import FrameHub, SharedEncoder, ViewerTrack
 from intercom_fsm.adapters.camera.passthrough import H264Passthrough
-from intercom_fsm.adapters.camera.readers import SourceFormat, open_reader
+from intercom_fsm.adapters.camera.readers import LoopSide, SourceFormat, open_reader
 from intercom_fsm.adapters.camera.settings import CameraSettings, CameraStats, MediaPath
 from intercom_fsm.adapters.camera.sources import TestPattern, parse_video_source
 from intercom_fsm.events import Event
@@ -117,12 +117,19 @@ class Camera:
             self._counters,
             self._open_source,
             self._passthrough if self._settings.h264_passthrough else None,
+            self._loop_side(),
         )
         self._worker = worker
         self._passthrough.ask_camera_with(worker.request_camera_keyframe)
         self._update_picture_demand()
         worker.set_demand(True)
         worker.start()
+
+    def _loop_side(self) -> LoopSide:
+        assert self._loop is not None
+        if not self._settings.h264_passthrough:
+            return LoopSide(self._loop)
+        return LoopSide(self._loop, self._passthrough.deliver, self._passthrough.restart)
 
     async def close(self) -> None:
         """Stop capturing, release the source and end every viewer's track."""

@@ -18,7 +18,12 @@ sends nothing stays failed instead of coming and going.
 A source that delivers H.264 hands each access unit to the passthrough
 viewers (:mod:`.passthrough`) as it comes, every one of them (a decoder needs
 them all), and decodes only while some viewer needs pictures
-(:meth:`CaptureWorker.set_pictures_wanted`).
+(:meth:`CaptureWorker.set_pictures_wanted`). An RTSP camera's H.264 is read
+on the event loop instead (a :class:`LoopFedReader`, :mod:`.rtsp`): its
+access units reach the passthrough viewers there, and the thread only owns
+the camera (opens, decodes when pictures are wanted, notices a stall, backs
+off); the loop wakes it (:meth:`CaptureWorker._interrupt_reader`) when the
+demand or the pictures wanted change.
 
 Events go to ``emit``, which is called on the capture thread and must hand
 them over to the event loop itself.
@@ -31,16 +36,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 import attrs
 
-from intercom_fsm.adapters.camera.frames import I420
 from intercom_fsm.adapters.camera.hub import FrameHub
+from intercom_fsm.adapters.camera.offline import OfflinePicture
 from intercom_fsm.adapters.camera.pacing import Decimator, Pacer
-from intercom_fsm.adapters.camera.passthrough import H264Passthrough, OfflineEncoder
+from intercom_fsm.adapters.camera.passthrough import H264Passthrough
 from intercom_fsm.adapters.camera.readers import (
-    FrameReader,
+    LoopFedReader,
+    LoopSide,
+    Reader,
     ReaderSettings,
     SourceFormat,
     SourceUnavailable,
@@ -54,17 +60,13 @@ from intercom_fsm.adapters.thread_names import name_native_thread
 from intercom_fsm.events import CameraFailed, CameraOpened, CameraRecovered, Event
 from intercom_fsm.machine.backoff import Backoff, BackoffPolicy
 
-if TYPE_CHECKING:
-    from intercom_fsm.adapters.camera.bgr import I420Converter
-    from intercom_fsm.adapters.camera.pictures import OfflinePainter
-
 logger = logging.getLogger(__name__)
 
 THREAD_NAME = "intercom-camera-capture"
 STABLE_AFTER = 30.0
 """A source that has worked this long is retried from the shortest delay again."""
 
-OpenReader = Callable[[VideoSource, ReaderSettings], FrameReader]
+OpenReader = Callable[[VideoSource, ReaderSettings], Reader]
 
 
 @attrs.define
@@ -113,7 +115,10 @@ class CaptureWorker:
         counters: SharedCounters,
         open_source: OpenReader = open_reader,
         passthrough: H264Passthrough | None = None,
+        loop_side: LoopSide | None = None,
     ) -> None:
+        """``loop_side``: the event loop, where a source that can be read
+        there (an RTSP camera's H.264) is read."""
         self._source = source
         self._settings = settings
         self._hub = hub
@@ -123,9 +128,13 @@ class CaptureWorker:
             BackoffPolicy(settings.reopen_base, settings.reopen_cap, STABLE_AFTER)
         )
         self._passthrough = passthrough
-        self._offline_painter: tuple[OfflinePainter, I420Converter] | None = None
-        self._offline_pixels: tuple[int, I420] | None = None
-        self._offline_h264: OfflineEncoder | None = None
+        self._loop_side = loop_side
+        self._reader: Reader | None = None
+        """The open reader, for :meth:`_interrupt_reader` (guarded by ``_requests``)."""
+        self._reader_askable = True
+        """False once the open reader said it cannot be asked for a keyframe
+        (an RTSP camera): a viewer's loss then wakes no thread."""
+        self._offline = OfflinePicture(settings.width, settings.height, settings.fps)
         self._offline_pacer = Pacer(settings.frame_interval)
         self._demand = Demand()
         self._availability = Availability(
@@ -150,12 +159,16 @@ class CaptureWorker:
 
     def set_demand(self, demanded: bool) -> None:
         self._demand.set(demanded)
+        self._interrupt_reader()
 
     def request_camera_keyframe(self) -> None:
         """Ask the source for a keyframe before the next picture, where it
         can be asked (a V4L2 H.264 camera)."""
         with self._requests:
             self._keyframe_asked = True
+            askable = self._reader_askable
+        if askable:
+            self._interrupt_reader()
 
     def _take_keyframe_request(self) -> bool:
         with self._requests:
@@ -170,9 +183,19 @@ class CaptureWorker:
         answered, so its first pictures are decoded during the handshake."""
         with self._requests:
             self._pictures_wanted = wanted
+        self._interrupt_reader()
 
     def stop(self) -> None:
         self._demand.stop()
+        self._interrupt_reader()
+
+    def _interrupt_reader(self) -> None:
+        """A reader fed on the loop sleeps through its pictures: wake it to
+        see what changed."""
+        with self._requests:
+            reader = self._reader
+        if isinstance(reader, LoopFedReader):
+            reader.interrupt()
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
@@ -192,7 +215,7 @@ class CaptureWorker:
 
     def _serve(self) -> None:
         """Keep the source open and read while there is demand."""
-        reader: FrameReader | None = None
+        reader: Reader | None = None
         try:
             while self._demand.wanted():
                 if reader is None:
@@ -201,19 +224,27 @@ class CaptureWorker:
                         if not self._offline_until_retry():
                             return
                         continue
+                    self._set_reader(reader)
                 reason = self._read_until_failure(reader)
                 if reason is None:
                     return
+                self._set_reader(None)
                 reader.release()
                 reader = None
                 self._fail(reason)
                 if not self._offline_until_retry():
                     return
         finally:
+            self._set_reader(None)
             if reader is not None:
                 reader.release()
 
-    def _open(self) -> FrameReader | None:
+    def _set_reader(self, reader: Reader | None) -> None:
+        with self._requests:
+            self._reader = reader
+            self._reader_askable = True
+
+    def _open(self) -> Reader | None:
         settings = self._settings
         try:
             reader = self._open_source(
@@ -225,6 +256,8 @@ class CaptureWorker:
                     settings.rtsp_transport,
                     settings.network_timeout,
                     prefer_h264=settings.h264_passthrough,
+                    rtsp_reader=settings.rtsp_reader,
+                    loop_side=self._loop_side,
                 ),
             )
         except SourceUnavailable as error:
@@ -238,15 +271,17 @@ class CaptureWorker:
             counters.source_format = reader.source_format
         return reader
 
-    def _came_online(self, reader: FrameReader) -> None:
+    def _came_online(self, reader: Reader) -> None:
         """The first picture since the source opened: only now is it back (a
-        camera or server can open and then send nothing)."""
+        camera or server can open and then send nothing). Passthrough
+        viewers wait for its next IDR (a reader fed on the loop has them wait
+        there, before its first picture reaches them)."""
         self._backoff.succeeded(time.monotonic())
         settings = self._settings
         source_format = reader.source_format
         with self._counters.counting() as counters:
             counters.online = counters.capturing = True
-        if self._passthrough is not None:
+        if self._passthrough is not None and not isinstance(reader, LoopFedReader):
             self._passthrough.restart_soon()
         description = (
             f"{self._source.description}, {settings.width}x{settings.height} "
@@ -256,9 +291,11 @@ class CaptureWorker:
             description += f" ({source_format.description})"
         self._availability.opened(description, self._source.description)
 
-    def _read_until_failure(self, reader: FrameReader) -> str | None:
+    def _read_until_failure(self, reader: Reader) -> str | None:
         """Read and publish until the source fails (the reason is returned) or
         the demand ends (None)."""
+        if isinstance(reader, LoopFedReader):
+            return self._follow_until_failure(reader)
         pacer = Pacer(reader.read_interval) if reader.read_interval > 0 else None
         decimator = Decimator(self._settings.frame_interval)
         description = self._source.description
@@ -305,6 +342,41 @@ class CaptureWorker:
                 logger.debug("reading %s failed", description, exc_info=True)
                 return f"reading {description} failed ({type(error).__name__})"
 
+    def _follow_until_failure(self, reader: LoopFedReader) -> str | None:
+        """:meth:`_read_until_failure` for a reader fed on the loop: the
+        passthrough viewers are served there; here, the pictures to decode."""
+        decimator = Decimator(self._settings.frame_interval)
+        description = self._source.description
+        decoded = reader.pictures_decoded
+        online = False
+        while self._demand.wanted():
+            reader.set_pictures_wanted(self._pictures_are_wanted())
+            try:
+                if self._take_keyframe_request() and not reader.request_keyframe():
+                    with self._requests:
+                        self._reader_askable = False
+                news = reader.wait()
+            except Exception as error:
+                logger.debug("reading %s failed", description, exc_info=True)
+                return f"reading {description} failed ({type(error).__name__})"
+            if news.failure is not None:
+                return f"no picture from {description} ({news.failure})"
+            if news.pictures and not online:
+                self._came_online(reader)
+                online = True
+            pixels = news.picture
+            if pixels is not None and not decimator.accept(news.at):
+                pixels = None
+            decoded, before = reader.pictures_decoded, decoded
+            with self._counters.counting() as counters:
+                counters.frames_read += news.pictures
+                counters.pictures_decoded += decoded - before
+                if pixels is not None:
+                    counters.frames_captured += 1
+            if pixels is not None:
+                self._hub.publish(pixels, news.at, live=True)
+        return None
+
     def _offline_until_retry(self) -> bool:
         """Serve the offline picture through one backoff delay. False when the
         demand ended meanwhile."""
@@ -326,35 +398,15 @@ class CaptureWorker:
                 return False
 
     def _publish_offline(self, now: float) -> None:
-        pixels = self._offline_picture(time.time())
+        pixels = self._offline.pixels(time.time())
         self._hub.publish(pixels, now, live=False)
         passthrough = self._passthrough
         if passthrough is not None and passthrough.wanted:
-            if self._offline_h264 is None:
-                settings = self._settings
-                self._offline_h264 = OfflineEncoder(settings.width, settings.height, settings.fps)
-            unit = self._offline_h264.encode(pixels)
+            unit = self._offline.access_unit(pixels)
             if unit is not None:
                 passthrough.publish(unit, now)
         with self._counters.counting() as counters:
             counters.offline_frames += 1
-
-    def _offline_picture(self, wall_clock: float) -> I420:
-        """The offline picture, drawn again once a second (its clock)."""
-        key = int(wall_clock)
-        if self._offline_pixels is not None and self._offline_pixels[0] == key:
-            return self._offline_pixels[1]
-        if self._offline_painter is None:
-            # Drawn with OpenCV, which is loaded only once a source has failed.
-            from intercom_fsm.adapters.camera.bgr import I420Converter
-            from intercom_fsm.adapters.camera.pictures import OfflinePainter
-
-            width, height = self._settings.width, self._settings.height
-            self._offline_painter = (OfflinePainter(width, height), I420Converter(width, height))
-        painter, converter = self._offline_painter
-        pixels = converter.convert(painter.paint(wall_clock))
-        self._offline_pixels = (key, pixels)
-        return pixels
 
     def _fail(self, reason: str) -> None:
         with self._counters.counting() as counters:

@@ -17,6 +17,8 @@ The ``profile-level-id`` a viewer's SDP must accept is read from the SPS
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 NAL_SLICE = 1
@@ -68,7 +70,7 @@ def split_length_prefixed(data: bytes, length_size: int) -> list[bytes]:
     return units
 
 
-def join_annexb(units: list[bytes]) -> bytes:
+def join_annexb(units: Sequence[bytes]) -> bytes:
     return b"".join(START_CODE + unit for unit in units)
 
 
@@ -166,20 +168,20 @@ class AccessUnitFixer:
 
     def fix(self, data: bytes) -> AccessUnit:
         if self._length_size is not None:
-            units = split_length_prefixed(data, self._length_size)
-        else:
-            units = split_annexb(data)
+            return self.fix_units(split_length_prefixed(data, self._length_size))
+        return self.fix_units(split_annexb(data), data)
+
+    def fix_units(self, units: Sequence[bytes], annexb: bytes | None = None) -> AccessUnit:
+        """``units``: one access unit's NAL units, without start codes;
+        ``annexb``: the same already joined in Annex-B, when at hand."""
         types = [nal_type(unit) for unit in units]
         self._remember(units, types)
         if NAL_IDR not in types:
-            if self._length_size is None:
-                return AccessUnit(data, keyframe=False)
-            return AccessUnit(join_annexb(units), keyframe=False)
+            return AccessUnit(annexb if annexb is not None else join_annexb(units), keyframe=False)
         first_idr = types.index(NAL_IDR)
         before = types[:first_idr]
         if NAL_SPS in before and NAL_PPS in before:
-            fixed = data if self._length_size is None else join_annexb(units)
-            return AccessUnit(fixed, keyframe=True)
+            return AccessUnit(annexb if annexb is not None else join_annexb(units), keyframe=True)
         if self._sps is None or not self._pps:
             # Nothing to insert yet: the IDR goes out as it came, and the
             # viewer waits for one it can decode.
@@ -193,7 +195,7 @@ class AccessUnitFixer:
             join_annexb([*kept[:at], self._sps, *self._pps, *kept[at:]]), keyframe=True
         )
 
-    def _remember(self, units: list[bytes], types: list[int]) -> None:
+    def _remember(self, units: Sequence[bytes], types: list[int]) -> None:
         if NAL_SPS not in types and NAL_PPS not in types:
             return
         pps: list[bytes] = []

@@ -57,8 +57,9 @@ class H264Passthrough:
     """The fan-out of the camera's access units to the viewers' queues.
 
     :meth:`publish` runs on the capture thread; everything else on the event
-    loop. ``on_viewers_changed`` is called (on the loop) when a viewer joins
-    or leaves, so the camera can stop decoding when nobody needs pictures.
+    loop, :meth:`deliver` too (where a camera read on the loop hands over).
+    ``on_viewers_changed`` is called (on the loop) when a viewer joins or
+    leaves, so the camera can stop decoding when nobody needs pictures.
     """
 
     def __init__(
@@ -106,7 +107,7 @@ class H264Passthrough:
         if loop is None:
             return
         with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
-            loop.call_soon_threadsafe(self._deliver, unit, captured_at)
+            loop.call_soon_threadsafe(self.deliver, unit, captured_at)
 
     # --- event loop -----------------------------------------------------------------
 
@@ -162,7 +163,10 @@ class H264Passthrough:
         with self._lock:
             self._wanted = bool(self._queues)
 
-    def _deliver(self, unit: AccessUnit, captured_at: float) -> None:
+    def deliver(self, unit: AccessUnit, captured_at: float) -> None:
+        """Hand ``unit`` to every viewer's queue, on the loop (what
+        :meth:`publish` does from the capture thread; a camera read on the
+        loop calls it directly)."""
         if not self._queues:
             return
         packet = av.Packet(unit.data)

@@ -11,8 +11,11 @@ that delivers H.264 also hands over each grabbed access unit as it came
 stream; while no viewer needs pictures (:meth:`FrameReader.set_pictures_wanted`)
 it decodes nothing.
 
-Who reads what: network streams and files go through PyAV
-(:mod:`.av_reader`), which decodes straight to YUV. So does a V4L2 camera
+Who reads what: an ``rtsp://`` camera's H.264 is read on the event loop
+(:mod:`.rtsp`, a :class:`LoopFedReader`: no thread between the camera and
+the passthrough viewers). Other network streams (and RTSP cameras that one
+does not read, or all of them with ``rtsp_reader="ffmpeg"``) and files go
+through PyAV (:mod:`.av_reader`), which decodes straight to YUV. So does a V4L2 camera
 that offers a compressed format (:func:`device_stream`): its own H.264 when it
 has it and passthrough is on (its packets then reach the viewers untouched),
 otherwise its MJPEG, decoded straight to I420. A camera that offers neither
@@ -27,9 +30,10 @@ and the test pattern, which would otherwise be read as fast as they decode.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -128,6 +132,63 @@ class FrameReader(Protocol):
 
 
 @attrs.frozen
+class News:
+    """What a :class:`LoopFedReader` woke its capture thread with."""
+
+    pictures: int
+    """Pictures that arrived since the last wait."""
+    picture: I420 | None = attrs.field(default=None, eq=False)
+    """The newest decoded picture, when pictures are wanted."""
+    at: float = 0.0
+    """When the newest picture arrived (``time.monotonic()``)."""
+    failure: str | None = None
+    """Why the stream is over (it ended, or stalled past the read timeout)."""
+
+
+@runtime_checkable
+class LoopFedReader(Protocol):
+    """A source read on the event loop (:mod:`.rtsp`): its packets reach the
+    passthrough viewers there, and the capture thread hears of it only when
+    it must decode, or the source failed. The capture thread calls
+    :meth:`wait` where it would call ``grab``, and :meth:`interrupt` is called
+    from the loop when the demand or the pictures wanted change."""
+
+    read_interval: float
+
+    @property
+    def source_format(self) -> SourceFormat: ...
+
+    @property
+    def pictures_decoded(self) -> int: ...
+
+    def set_pictures_wanted(self, wanted: bool) -> None: ...
+
+    def wait(self) -> News: ...
+
+    def interrupt(self) -> None: ...
+
+    def request_keyframe(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+Reader = FrameReader | LoopFedReader
+
+
+@attrs.frozen
+class LoopSide:
+    """Where a source read on the loop runs, and who takes its access units there."""
+
+    loop: asyncio.AbstractEventLoop
+    deliver: Callable[[AccessUnit, float], None] | None = None
+    """The passthrough viewers' fan-out, called on the loop with each access
+    unit and its arrival (``time.monotonic()``); None when passthrough is off."""
+    restart: Callable[[], None] | None = None
+    """Called on the loop before the first access unit of each open goes to
+    ``deliver``: the passthrough viewers then wait for its next IDR."""
+
+
+@attrs.frozen
 class ReaderSettings:
     width: int
     height: int
@@ -137,6 +198,10 @@ class ReaderSettings:
     """Open and read timeout of network streams and V4L2 cameras read by PyAV."""
     prefer_h264: bool = True
     """A camera offering both takes H.264 (to pass it through) over MJPEG."""
+    rtsp_reader: str = "native"
+    """``native``: an ``rtsp://`` H.264 camera is read on the event loop
+    (:mod:`.rtsp`) when ``loop_side`` is given; ``ffmpeg``: by PyAV, as other streams."""
+    loop_side: LoopSide | None = None
 
 
 @attrs.frozen
@@ -174,8 +239,24 @@ def device_stream(
     return None
 
 
-def open_reader(source: VideoSource, settings: ReaderSettings) -> FrameReader:
+def open_reader(source: VideoSource, settings: ReaderSettings) -> Reader:
     """Open ``source``; raises :class:`SourceUnavailable` when it cannot."""
+    if _read_on_the_loop(source, settings):
+        from intercom_fsm.adapters.camera.rtsp.describe import NotReadHere
+        from intercom_fsm.adapters.camera.rtsp.reader import RtspReader
+
+        assert isinstance(source, StreamUrl) and settings.loop_side is not None
+        try:
+            return RtspReader(
+                source,
+                settings.width,
+                settings.height,
+                settings.rtsp_transport,
+                settings.network_timeout,
+                settings.loop_side,
+            )
+        except NotReadHere as why:
+            logger.info("camera %s is read by FFmpeg: %s", source.description, why)
     stream: StreamUrl | VideoFile | DeviceStream | None = None
     if isinstance(source, StreamUrl | VideoFile):
         stream = source
@@ -192,4 +273,13 @@ def open_reader(source: VideoSource, settings: ReaderSettings) -> FrameReader:
     assert isinstance(source, CameraIndex | DevicePath)
     return OpenCvReader(
         source, settings.width, settings.height, settings.fps, settings.network_timeout
+    )
+
+
+def _read_on_the_loop(source: VideoSource, settings: ReaderSettings) -> bool:
+    return (
+        isinstance(source, StreamUrl)
+        and source.url.lower().startswith("rtsp:")
+        and settings.rtsp_reader == "native"
+        and settings.loop_side is not None
     )

@@ -6,6 +6,7 @@ import attrs
 
 MAX_FPS = 120.0
 RTSP_TRANSPORTS = ("tcp", "udp")
+RTSP_READERS = ("native", "ffmpeg")
 H264_ENCODERS = ("auto", "software")
 
 
@@ -55,6 +56,10 @@ class CameraSettings:
     """How an ``rtsp://`` camera sends its packets: ``tcp`` (interleaved in the
     RTSP connection: one port, no loss, through any NAT) or ``udp`` (lower
     latency on a clean LAN; lost packets stay lost)."""
+    rtsp_reader: str = attrs.field(default="native", validator=attrs.validators.in_(RTSP_READERS))
+    """Who reads an ``rtsp://`` camera: ``native`` reads its H.264 on the event
+    loop (:mod:`.rtsp`; FFmpeg still reads what that does not take), ``ffmpeg``
+    reads every RTSP camera through PyAV."""
     network_timeout: float = attrs.field(default=2.0, validator=_timeout)
     """Seconds a network stream may take to open, or to deliver its next
     packet, before it counts as failed (and is reopened with backoff)."""
