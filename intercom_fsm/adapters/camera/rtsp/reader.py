@@ -58,6 +58,9 @@ parameter sets."""
 REPLAY_LIMIT_BYTES = 8 * 1024 * 1024
 """The pictures kept since the last IDR; a longer GOP is not replayed (the
 decoding then starts at the next IDR)."""
+OPEN_TIMEOUTS = 2
+"""Connecting and setting the camera up (several requests, perhaps signed
+twice) may take this many read timeouts."""
 PENDING_LIMIT = 120
 """Pictures waiting for the capture thread's decoder; past this it has
 fallen behind, and starts again at the next IDR."""
@@ -112,7 +115,7 @@ class RtspReader:
     def _open(self, side: LoopSide) -> SourceFormat:
         future = asyncio.run_coroutine_threadsafe(self._start(side), self._loop)
         try:
-            return future.result(timeout=self._timeout * 4 + PROBE_SECONDS)
+            return future.result(timeout=OPEN_TIMEOUTS * self._timeout + PROBE_SECONDS + 1)
         except (NotReadHere, SourceUnavailable):
             raise
         except RtspFailure as failure:
@@ -126,7 +129,13 @@ class RtspReader:
         """On the loop: play, look at the stream, and from then on handle its
         pictures (:meth:`_on_unit` runs on this same loop, so nothing here
         races with it)."""
-        await self._session.start()
+        try:
+            async with asyncio.timeout(OPEN_TIMEOUTS * self._timeout):
+                await self._session.start()
+        except TimeoutError:
+            raise SourceUnavailable(
+                f"{self._description} did not open within {OPEN_TIMEOUTS * self._timeout:g} s"
+            ) from None
         track = self._session.track
         declared = track.parameter_sets if track is not None else None
         deadline = time.monotonic() + PROBE_SECONDS
@@ -238,6 +247,9 @@ class RtspReader:
                 silent_until = self._last_arrival + self._timeout
                 if now >= silent_until:
                     self.failure = f"nothing for {self._timeout:g} s"
+                    strangers = self._session.strangers
+                    if strangers:
+                        self.failure += f"; {strangers} packets from other addresses dropped"
                     return News(self._take_count(), failure=self.failure)
                 news = self._fresh or self._reported == 0 < self._arrived
                 if self._interrupted or news or woke_at_deadline:

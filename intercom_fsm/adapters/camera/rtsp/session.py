@@ -144,6 +144,11 @@ class RtspSession:
     def depacketizer(self) -> H264Depacketizer | None:
         return self._depacketizer
 
+    @property
+    def strangers(self) -> int:
+        """Over UDP: datagrams dropped for not coming from the camera."""
+        return self._media.strangers if self._media is not None else 0
+
     # --- starting -------------------------------------------------------------------
 
     async def start(self) -> VideoTrack:
