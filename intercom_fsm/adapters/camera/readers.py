@@ -257,6 +257,14 @@ def open_reader(source: VideoSource, settings: ReaderSettings) -> Reader:
             )
         except NotReadHere as why:
             logger.info("camera %s is read by FFmpeg: %s", source.description, why)
+            try:
+                return _open_with_pyav_or_opencv(source, settings)
+            finally:
+                why.release()
+    return _open_with_pyav_or_opencv(source, settings)
+
+
+def _open_with_pyav_or_opencv(source: VideoSource, settings: ReaderSettings) -> FrameReader:
     stream: StreamUrl | VideoFile | DeviceStream | None = None
     if isinstance(source, StreamUrl | VideoFile):
         stream = source

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 import attrs
 
@@ -23,7 +24,24 @@ H264_CLOCK_RATE = 90_000
 
 
 class NotReadHere(Exception):
-    """The camera's video is not one this package reads; the message says why."""
+    """The camera's video is not one this package reads; the message says why.
+
+    The camera's connection is left open until :meth:`release`: a camera that
+    shares one stream among its clients (GStreamer's server, many NVRs) may
+    tear it down as its last client leaves and refuse the next one meanwhile,
+    so whoever reads it instead opens first and releases this one after."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self._release: Callable[[], None] | None = None
+
+    def hold(self, release: Callable[[], None]) -> None:
+        self._release = release
+
+    def release(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 @attrs.frozen

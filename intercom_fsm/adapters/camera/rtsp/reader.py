@@ -116,7 +116,11 @@ class RtspReader:
         future = asyncio.run_coroutine_threadsafe(self._start(side), self._loop)
         try:
             return future.result(timeout=OPEN_TIMEOUTS * self._timeout + PROBE_SECONDS + 1)
-        except (NotReadHere, SourceUnavailable):
+        except NotReadHere as why:
+            # Closed on the loop, when whoever reads the camera instead has it.
+            why.hold(self._close_session)
+            raise
+        except SourceUnavailable:
             raise
         except RtspFailure as failure:
             raise SourceUnavailable(str(failure)) from None

@@ -153,10 +153,14 @@ class RtspSession:
 
     async def start(self) -> VideoTrack:
         """Set the video up and play it. Raises :class:`NotReadHere` when the
-        camera's video is none this package reads, :class:`RtspFailure` when
-        the camera cannot be reached or refuses."""
+        camera's video is none this package reads (the connection is closed by
+        its ``release``), :class:`RtspFailure` when the camera cannot be
+        reached or refuses."""
         try:
             return await self._start()
+        except NotReadHere as why:
+            why.hold(lambda: self.close(teardown=False))
+            raise
         except BaseException:
             self.close(teardown=False)
             raise
