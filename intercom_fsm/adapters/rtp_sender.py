@@ -9,9 +9,10 @@ once for everyone, so that bookkeeping is most of what one more viewer costs
 the event loop.
 
 :func:`send_with_lean_loop` gives one sender a loop of its own for a track of
-already encoded packets (:class:`av.Packet`): aiortc's packetizer for the
-negotiated codec splits each packet into payloads, as aiortc's loop does; the
-header and its extensions (``mid``, ``abs-send-time``) are packed directly,
+already encoded packets (:class:`av.Packet`): each packet's payloads are the
+ones its shared encoding cut once for every viewer (:mod:`.rtp_payloads`),
+else aiortc's packetizer for the negotiated codec cuts them, as aiortc's loop
+does; the header and its extensions (``mid``, ``abs-send-time``) are packed directly,
 the wall clock read once per frame; sent packets are kept as their parts for
 retransmission (RTX or plain, as negotiated); the sender report's counters
 are kept where aiortc's RTCP loop reads them. What reaches the wire has the
@@ -165,7 +166,9 @@ class LeanLoop:
                     raise TypeError(f"a lean RTP loop got {type(packet).__name__}, not a packet")
                 if not sender._enabled:
                     continue
-                payloads, timestamp = packer.pack(packet)
+                shared = getattr(track, "payloads_of", None)
+                made = shared(packet) if shared is not None else None
+                payloads, timestamp = made if made is not None else packer.pack(packet)
                 if payloads:
                     await self._send_frame(
                         payloads, (self._timestamp_origin + timestamp) & 0xFFFFFFFF

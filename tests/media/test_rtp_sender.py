@@ -7,15 +7,18 @@ pictures decode."""
 from __future__ import annotations
 
 import asyncio
+import fractions
 import itertools
 from collections.abc import Callable
 from typing import Any
 
+import av
 import pytest
 from aiortc import RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from intercom_fsm.adapters.camera import CameraSettings
+from intercom_fsm.adapters.rtp_payloads import KEPT, SharedPayloads
 from intercom_fsm.adapters.rtp_sender import (
     HeaderExtensions,
     lean_loop_of,
@@ -155,6 +158,52 @@ async def test_a_lost_packet_comes_back_as_rtx_and_reports_count_what_was_sent(
     media_arrived = sum(1 for p in arrivals.packets if p.payload_type == vp8)
     assert 0 < report.packetsSent <= loop.packets_sent
     assert report.packetsSent >= media_arrived // 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_viewers_of_one_encoding_get_the_same_payloads_cut_once(
+    make_device: Callable[..., Device],
+) -> None:
+    device = make_device(TEST_PATTERN)
+    await device.camera.open()
+    first, second = Viewer(("video/VP8",)), Viewer(("video/VP8",))
+    _, first_arrivals = await connect_watched(device, first)
+    _, second_arrivals = await connect_watched(device, second)
+    await eventually(lambda: len(second.frames) >= 15, 20, "the second viewer's pictures")
+
+    def payloads(arrivals: Arrivals) -> set[bytes]:
+        return {p.payload for p in arrivals.packets if p.payload_type == arrivals.media_type}
+
+    # VP8's payload descriptor carries a picture ID that each packetizer
+    # starts at random: identical payloads were cut once, for both.
+    shared = payloads(first_arrivals) & payloads(second_arrivals)
+    assert len(shared) >= 0.9 * len(payloads(second_arrivals))
+
+
+def vp8_picture_id(payload: bytes) -> int:
+    if payload[2] & 0x80:
+        return int.from_bytes(payload[2:4], "big") & 0x7FFF
+    return payload[2]
+
+
+def test_shared_payloads_are_found_by_the_packet_itself() -> None:
+    made = SharedPayloads("video/VP8")
+    packets = []
+    for index in range(KEPT + 1):
+        packet = av.Packet(bytes([0x10, 0x02, 0x00]) + bytes(100 + index))
+        packet.pts = index * 6000
+        packet.time_base = fractions.Fraction(1, 90_000)
+        made.add(packet)
+        packets.append(packet)
+    first_payloads = made.get(packets[1])
+    last = made.get(packets[-1])
+    assert first_payloads is not None and last is not None
+    assert last[1] == KEPT * 6000
+    # Picture IDs (RFC 7741 4.2: 7 or 15 bits after the first two bytes) count the packets.
+    assert vp8_picture_id(last[0][0]) == (vp8_picture_id(first_payloads[0][0]) + KEPT - 1) % 0x8000
+    assert made.get(packets[0]) is None  # the oldest one is gone
+    assert made.get(av.Packet(b"unknown")) is None
 
 
 def test_the_extension_block_takes_the_one_byte_form_where_it_fits() -> None:

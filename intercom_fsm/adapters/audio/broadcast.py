@@ -27,6 +27,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from intercom_fsm.adapters.audio.blocks import OPUS_FRAME, RATE, Samples
+from intercom_fsm.adapters.rtp_payloads import Payloads, SharedPayloads
 from intercom_fsm.packet_queue import ViewerPackets
 
 QUEUE_LIMIT = 5
@@ -93,6 +94,7 @@ class PacketHub:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: set[ListenerQueue] = set()
+        self._payloads = SharedPayloads("audio/opus")
         self._listeners = 0
         self.delivered = 0
         self.dropped = 0
@@ -130,9 +132,16 @@ class PacketHub:
             loop.call_soon_threadsafe(self._deliver, packets)
 
     def _deliver(self, packets: list[av.Packet[Any]]) -> None:
+        if not self._queues:
+            return
+        for packet in packets:
+            self._payloads.add(packet)
         for queue in list(self._queues):
             for packet in packets:
                 queue.put(packet)
+
+    def payloads_of(self, packet: av.Packet[Any]) -> Payloads | None:
+        return self._payloads.get(packet)
 
     def counts(self) -> tuple[int, int]:
         """(packets delivered, packets dropped) over every listener, past and present."""
@@ -154,6 +163,10 @@ class ListenerTrack(MediaStreamTrack):
         self._hub = hub
         self._queue = hub.subscribe()
         self._on_stop = on_stop
+
+    def payloads_of(self, packet: av.Packet[Any]) -> Payloads | None:
+        """One of this track's packets as its RTP payload, made once for every listener."""
+        return self._hub.payloads_of(packet)
 
     async def recv(self) -> av.Packet[Any]:
         packet = await self._queue.get()

@@ -49,6 +49,7 @@ from intercom_fsm.adapters.camera.frames import PIXEL_FORMAT, VIDEO_TIME_BASE, P
 from intercom_fsm.adapters.camera.hub import EncodedPackets, FrameHub
 from intercom_fsm.adapters.camera.layers import Layer, LayerChooser, LayerPolicy, LayerRates
 from intercom_fsm.adapters.camera.viewer_queue import QUEUE_LIMIT, Clock, PacketQueue
+from intercom_fsm.adapters.rtp_payloads import Payloads, SharedPayloads
 
 __all__ = ["QUEUE_LIMIT", "VP8_MIME", "PacketQueue", "SharedVp8Encoder", "default_bitrate"]
 
@@ -140,6 +141,8 @@ class LayerStream:
         self.bitrate = bitrate
         self.codec: av.VideoCodecContext | None = None
         self.thread = EncoderThread(f"intercom-vp8-{layer.value}")
+        self.payloads = SharedPayloads(VP8_MIME)
+        """Its packets' RTP payloads, picture IDs counting this layer's pictures."""
         self.meter = RateMeter(0.0)
         self.keyframe_wanted = True
         self.last_keyframe = -float("inf")
@@ -229,6 +232,14 @@ class SharedVp8Encoder:
             return 0.0
         return stream.meter.rate(self._clock())
 
+    def payloads_of(self, packet: av.Packet[Any]) -> Payloads | None:
+        """``packet``'s RTP payloads, cut once for every viewer of its layer."""
+        for stream in self._streams.values():
+            found = stream.payloads.get(packet)
+            if found is not None:
+                return found
+        return None
+
     def encodes(self, layer: Layer) -> int:
         return self._streams[layer].encodes if layer in self._streams else 0
 
@@ -281,6 +292,7 @@ class SharedVp8Encoder:
             stream = self._streams[layer]
             stream.encodes += 1
             for packet in packets:
+                stream.payloads.add(packet)
                 stream.meter.add(now, packet.size)
                 if packet.is_keyframe:
                     self.keyframes += 1

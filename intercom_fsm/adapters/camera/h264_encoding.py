@@ -38,6 +38,7 @@ from intercom_fsm.adapters.camera.h264_encoders import (
 )
 from intercom_fsm.adapters.camera.hub import EncodedPackets, FrameHub
 from intercom_fsm.adapters.camera.keyframe_queue import KeyframeQueue
+from intercom_fsm.adapters.rtp_payloads import Payloads, SharedPayloads
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class SharedH264Encoder:
         choice: EncoderChoice,
         open_encoder: OpenH264Encoder = open_h264_encoder,
     ) -> None:
+        self._payloads = SharedPayloads(H264_MIME)
         self._size = (width, height)
         self._fps = fps
         self.bitrate = bitrate
@@ -144,7 +146,12 @@ class SharedH264Encoder:
         self.choice = software(f"{failed.codec} failed ({type(error).__name__})")
         self.fallbacks += 1
 
+    def payloads_of(self, packet: av.Packet[Any]) -> Payloads | None:
+        """``packet``'s RTP payloads, cut once for every viewer."""
+        return self._payloads.get(packet)
+
     def _deliver(self, packet: av.Packet[Any]) -> None:
+        self._payloads.add(packet)
         keyframe = bool(packet.is_keyframe)
         if keyframe:
             self.keyframes += 1

@@ -21,6 +21,7 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from intercom_fsm.adapters.camera.frames import I420, VIDEO_CLOCK_RATE, Picture, video_frame
+from intercom_fsm.adapters.rtp_payloads import Payloads
 
 
 class FrameHub:
@@ -123,6 +124,10 @@ class SharedEncoder(Protocol):
 
     def request_keyframe(self, urgent: bool = False) -> None: ...
 
+    def payloads_of(self, packet: av.Packet[Any]) -> Payloads | None:
+        """``packet``'s RTP payloads, when the encoding cut them for everyone."""
+        ...
+
 
 class ViewerTrack(MediaStreamTrack):
     """One viewer's video track, fed from the shared :class:`FrameHub`.
@@ -174,6 +179,11 @@ class ViewerTrack(MediaStreamTrack):
         packets: object = self._packets
         self._feedback = packets if isinstance(packets, ViewerFeedback) else None
         return True
+
+    def payloads_of(self, packet: av.Packet[Any]) -> Payloads | None:
+        """One of this track's packets cut into RTP payloads by its shared
+        encoding, once for all its viewers (:mod:`..rtp_payloads`)."""
+        return self._encoder.payloads_of(packet) if self._encoder is not None else None
 
     def request_keyframe(self) -> None:
         """The viewer lost pictures (it sent a PLI or FIR)."""

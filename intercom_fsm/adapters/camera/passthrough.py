@@ -33,6 +33,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import av
 from av.video.frame import PictureType
@@ -46,6 +47,7 @@ from intercom_fsm.adapters.camera.frames import (
 from intercom_fsm.adapters.camera.h264 import AccessUnit
 from intercom_fsm.adapters.camera.hub import EncodedPackets, FrameHub
 from intercom_fsm.adapters.camera.keyframe_queue import KeyframeQueue
+from intercom_fsm.adapters.rtp_payloads import Payloads, SharedPayloads
 
 OFFLINE_BITRATE = 200_000
 CAMERA_KEYFRAME_INTERVAL = 1.0
@@ -78,6 +80,7 @@ class H264Passthrough:
         self._wanted = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_pts = -1
+        self._payloads = SharedPayloads("video/H264")
         self.packets_published = 0
         self.keyframe_requests = 0
 
@@ -126,6 +129,10 @@ class H264Passthrough:
         self._queues.discard(queue)
         self._set_wanted()
         self._on_viewers_changed()
+
+    def payloads_of(self, packet: av.Packet[Any]) -> Payloads | None:
+        """``packet``'s RTP payloads, cut once for every viewer."""
+        return self._payloads.get(packet)
 
     def request_keyframe(self, urgent: bool = False) -> None:
         """A viewer lost pictures: the camera is asked for a keyframe where
@@ -177,6 +184,7 @@ class H264Passthrough:
         packet.time_base = VIDEO_TIME_BASE
         packet.is_keyframe = unit.keyframe
         self.packets_published += 1
+        self._payloads.add(packet)
         for queue in list(self._queues):
             queue.put(packet, unit.keyframe)
 
