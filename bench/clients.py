@@ -65,9 +65,17 @@ def probe_command(module: str, args: list[str], lag_file: Path | None) -> list[s
 class DaemonClient:
     name = "intercom-fsm"
 
-    def __init__(self, info: SandboxInfo, workdir: Path, lag_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        info: SandboxInfo,
+        workdir: Path,
+        lag_file: Path | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        """``settings``: more of the daemon's environment (``VIDEO_RTSP_READER``...)."""
         self._info = info
         self._workdir = workdir
+        self._settings = settings or {}
         self.token_file = workdir / "config" / "tokens.json"
         self._lag_file = lag_file
         self._process: DaemonProcess | None = None
@@ -111,6 +119,7 @@ class DaemonClient:
             BACKOFF_BASE_SECONDS="1",
             BACKOFF_CAP_SECONDS="60",
             LOG_LEVEL="INFO",
+            **self._settings,
         )
         self._process = DaemonProcess(
             environ,

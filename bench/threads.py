@@ -2,6 +2,7 @@
 
     python bench/threads.py                          # H.264 RTSP 640x480@15, one viewer
     python bench/threads.py --camera mjpeg --viewers 3 --window 20
+    python bench/threads.py --set VIDEO_RTSP_READER=ffmpeg   # a daemon setting
 
 Runs the case as ``bench/pipeline.py`` does (:func:`bench.runs.run_case`: the
 sandbox, the daemon, a bench camera and its viewers, the window once every
@@ -141,11 +142,14 @@ class ThreadWindow:
         self.process_seconds += process_cpu_seconds(pid)
 
 
-async def measure(case: Case, window: float, workdir: Path) -> str:
-    """``case`` run as ``bench/pipeline.py`` runs it, read thread by thread."""
+async def measure(
+    case: Case, window: float, workdir: Path, settings: dict[str, str] | None = None
+) -> str:
+    """``case`` run as ``bench/pipeline.py`` runs it, read thread by thread;
+    ``settings`` go to the daemon's environment."""
     edges = ThreadWindow()
     with SandboxProcess(auto_approve=True, device_interval=1) as sandbox:
-        client = DaemonClient(sandbox.info, workdir)
+        client = DaemonClient(sandbox.info, workdir, settings=settings)
         await asyncio.to_thread(client.sign_in)
         result = await run_case(sandbox, client, case, window, edges=edges)
     if result.failure is not None or not edges.after:
@@ -167,12 +171,16 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--viewers", type=int, default=1)
     parser.add_argument("--window", type=float, default=15.0, help="seconds measured")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a daemon setting"
+    )
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.set)
     width, height = (int(part) for part in args.size.split("x"))
     case = Case(width, height, args.fps, args.viewers, args.camera)
     workdir = Path(tempfile.mkdtemp(prefix="intercom-threads-"))
     try:
-        print(asyncio.run(measure(case, args.window, workdir)))
+        print(asyncio.run(measure(case, args.window, workdir, settings)))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
