@@ -3,10 +3,11 @@
 aiortc encodes a track once per viewer: three viewers of the same camera cost
 three encodes of the same picture, which is most of the daemon's CPU. When a
 viewer's connection settles on VP8, its track switches to the shared encoder
-(:meth:`ViewerTrack.share_encoder`) and hands aiortc already encoded
-packets (:class:`av.Packet`), which aiortc only packetizes (its sender takes a packet
-as "pre-encoded data"). Each picture is then encoded once per *layer*, on
-its own thread (:mod:`.encoder_parts`), whatever the number of viewers.
+(:meth:`ViewerTrack.share_encoder`) and hands its sender already encoded
+packets (:class:`av.Packet`), cut into RTP payloads once for every viewer
+(:mod:`intercom_fsm.adapters.rtp_payloads`). Each picture is then encoded
+once per *layer*, on its own thread (:mod:`.encoder_parts`), whatever the
+number of viewers.
 
 There are two layers (:mod:`.layers`): *high* at the ceiling (``VIDEO_BITRATE``
 or :func:`default_bitrate`) and *low* at about a third of it. Each viewer is on

@@ -4,7 +4,8 @@ When the source delivers H.264 and a viewer's connection settled on H.264 at
 the camera's profile (:mod:`intercom_fsm.adapters.peer_codecs`), that
 viewer's track takes the camera's access units (Annex-B, parameter sets
 before every IDR: :mod:`.h264`) as already encoded packets: no decoding, no
-encoding, whatever the number of such viewers. aiortc only packetizes them.
+encoding, whatever the number of such viewers: each is cut into RTP payloads
+once (:mod:`intercom_fsm.adapters.rtp_payloads`) and sent to each viewer.
 
 What the shared stream cannot do, and what stands in for it:
 
