@@ -36,6 +36,22 @@ def test_rfc_2617s_example_answers_as_the_rfc_says(monkeypatch: pytest.MonkeyPat
     assert fields(signer.header("GET", "/dir/index.html") or "")["nc"] == "00000002"
 
 
+def test_md5_sess_hashes_the_nonces_into_the_first_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    monkeypatch.setattr(auth.secrets, "token_hex", lambda _n: "c0ffee")
+    signer = Authenticator(Credentials("admin", "12345"))
+    assert signer.challenged(['Digest realm="cam", nonce="n1", qop="auth", algorithm=MD5-sess'])
+    answer = fields(signer.header("PLAY", "rtsp://cam/live") or "")
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    ha1 = md5(f"{md5('admin:cam:12345')}:n1:c0ffee")
+    expected = md5(f"{ha1}:n1:00000001:c0ffee:auth:{md5('PLAY:rtsp://cam/live')}")
+    assert answer["response"] == expected and answer["algorithm"] == "MD5-sess"
+
+
 def test_a_camera_without_qop_gets_the_rfc_2069_answer() -> None:
     signer = Authenticator(Credentials("admin", "12345"))
     assert signer.challenged(['Digest realm="IP Camera", nonce="n1"'])

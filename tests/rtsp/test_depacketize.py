@@ -104,6 +104,20 @@ def test_a_picture_without_its_marker_ends_at_the_next_timestamp() -> None:
     assert done[0].has_idr and not done[1].has_idr
 
 
+def test_a_fragment_that_never_ends_is_dropped_at_the_size_limit() -> None:
+    depacketizer = H264Depacketizer(PAYLOAD_TYPE)
+    middle = bytes([0x7C, 0x05]) + bytes(60_000)  # FU-A of an IDR, neither start nor end
+    start = parse_rtp(rtp(0, 1, False, bytes([0x7C, 0x85]) + bytes(10)))
+    assert start is not None and depacketizer.push(start) == []
+    for sequence in range(1, 200):  # 12 MB, past MAX_ACCESS_UNIT
+        packet = parse_rtp(rtp(sequence, 1, False, middle))
+        assert packet is not None and depacketizer.push(packet) == []
+    idr = parse_rtp(rtp(200, 2, True, nal(5, 10)))
+    assert idr is not None
+    assert [unit.has_idr for unit in depacketizer.push(idr)] == [True]
+    assert depacketizer.dropped == 1
+
+
 def test_other_payload_types_and_late_packets_are_ignored() -> None:
     depacketizer = H264Depacketizer(PAYLOAD_TYPE)
     other = parse_rtp(rtp(1, 10, True, nal(1, 5), pt=97))

@@ -18,7 +18,12 @@ import secrets
 import attrs
 
 _PARAMETER = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
-_DIGESTS = {"md5": hashlib.md5, "sha-256": hashlib.sha256}
+_DIGESTS = {
+    "md5": hashlib.md5,
+    "md5-sess": hashlib.md5,
+    "sha-256": hashlib.sha256,
+    "sha-256-sess": hashlib.sha256,
+}
 
 
 @attrs.frozen
@@ -113,6 +118,9 @@ class Authenticator:
 
         nonce = parameters["nonce"]
         ha1 = hashed(f"{credentials.user}:{challenge.realm}:{credentials.password}")
+        cnonce = secrets.token_hex(8)
+        if algorithm.lower().endswith("-sess"):
+            ha1 = hashed(f"{ha1}:{nonce}:{cnonce}")
         ha2 = hashed(f"{method}:{uri}")
         fields = [
             f'username="{_quoted(credentials.user)}"',
@@ -123,11 +131,12 @@ class Authenticator:
         if _qop(challenge):
             self._count += 1
             count = f"{self._count:08x}"
-            cnonce = secrets.token_hex(8)
             answer = hashed(f"{ha1}:{nonce}:{count}:{cnonce}:auth:{ha2}")
             fields += ["qop=auth", f"nc={count}", f'cnonce="{cnonce}"']
         else:
             answer = hashed(f"{ha1}:{nonce}:{ha2}")
+        if algorithm.lower().endswith("-sess") and not _qop(challenge):
+            fields.append(f'cnonce="{cnonce}"')
         fields.append(f'response="{answer}"')
         if "algorithm" in parameters:
             fields.append(f"algorithm={algorithm}")

@@ -130,6 +130,10 @@ class H264Depacketizer:
             elif self._fragment is None:
                 self._broken = True  # the start went missing
                 return
+            if len(self._fragment) + len(payload) > MAX_ACCESS_UNIT:
+                self._fragment = None
+                self._broken = True
+                return
             self._fragment += payload[2:]
             if header & 0x40:  # end
                 unit, self._fragment = bytes(self._fragment), None
