@@ -81,15 +81,21 @@ async def connect_watched(device: Device, viewer: Viewer) -> tuple[int, Arrivals
     return peer, arrivals
 
 
+async def vp8_viewer(make_device: Callable[..., Device]) -> tuple[Device, Viewer, int, Arrivals]:
+    """The test pattern's camera and one VP8 viewer, watched from its first packet."""
+    device = make_device(TEST_PATTERN)
+    await device.camera.open()
+    viewer = Viewer(("video/VP8",))
+    peer, arrivals = await connect_watched(device, viewer)
+    return device, viewer, peer, arrivals
+
+
 @pytest.mark.asyncio
 @pytest.mark.timeout(60)
 async def test_a_shared_encoders_viewer_gets_what_aiortcs_own_loop_would_send(
     make_device: Callable[..., Device],
 ) -> None:
-    device = make_device(TEST_PATTERN)
-    await device.camera.open()
-    viewer = Viewer(("video/VP8",))
-    peer, arrivals = await connect_watched(device, viewer)
+    device, viewer, peer, arrivals = await vp8_viewer(make_device)
     await eventually(lambda: len(viewer.frames) >= 15, 20, "the viewer's pictures")
 
     sender = video_sender(device, peer)
@@ -117,10 +123,7 @@ async def test_a_shared_encoders_viewer_gets_what_aiortcs_own_loop_would_send(
 async def test_a_lost_packet_comes_back_as_rtx_and_reports_count_what_was_sent(
     make_device: Callable[..., Device],
 ) -> None:
-    device = make_device(TEST_PATTERN)
-    await device.camera.open()
-    viewer = Viewer(("video/VP8",))
-    peer, arrivals = await connect_watched(device, viewer)
+    device, viewer, peer, arrivals = await vp8_viewer(make_device)
     vp8 = payload_type(viewer.answer_sdp, "VP8")
     rtx = payload_type(viewer.answer_sdp, "rtx", apt=vp8)
     await eventually(lambda: len(viewer.frames) >= 5, 20, "the viewer's first pictures")
@@ -165,10 +168,8 @@ async def test_a_lost_packet_comes_back_as_rtx_and_reports_count_what_was_sent(
 async def test_viewers_of_one_encoding_get_the_same_payloads_cut_once(
     make_device: Callable[..., Device],
 ) -> None:
-    device = make_device(TEST_PATTERN)
-    await device.camera.open()
-    first, second = Viewer(("video/VP8",)), Viewer(("video/VP8",))
-    _, first_arrivals = await connect_watched(device, first)
+    device, _first, _peer, first_arrivals = await vp8_viewer(make_device)
+    second = Viewer(("video/VP8",))
     _, second_arrivals = await connect_watched(device, second)
     await eventually(lambda: len(second.frames) >= 15, 20, "the second viewer's pictures")
 
