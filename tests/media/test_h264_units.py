@@ -8,6 +8,7 @@ from intercom_fsm.adapters.camera.h264 import (
     NAL_AUD,
     NAL_IDR,
     NAL_PPS,
+    NAL_SEI,
     NAL_SLICE,
     NAL_SPS,
     AccessUnitFixer,
@@ -24,6 +25,8 @@ PPS = bytes([0x68, 0xCE, 0x3C, 0xB0])
 IDR = bytes([0x65, 0x88, 0x84, 0x00, 0x21])
 SLICE = bytes([0x41, 0x9A, 0x00, 0x00, 0x03, 0x01])  # with an emulation prevention byte
 AUD = bytes([0x09, 0xF0])
+FILLER = bytes([0x0C, 0xFF, 0xFF, 0x80])
+SEI = bytes([0x06, 0x05, 0x01, 0x00, 0x80])
 
 
 def avcc(units: list[bytes], length_size: int = 4) -> bytes:
@@ -41,10 +44,10 @@ def test_parameter_sets_come_from_the_sdp_extradata_and_go_before_each_idr() -> 
     assert fixer.parameter_sets == ParameterSets(SPS, (PPS,))
     assert fixer.parameter_sets.profile_level_id == "64001e"
     assert fixer.parameter_sets.description == "H.264 High 3.0"
-    idr = fixer.fix(join_annexb([AUD, IDR]))
+    idr = fixer.fix(join_annexb([IDR]))
     assert idr.keyframe
-    assert nal_types(idr.data) == [NAL_AUD, NAL_SPS, NAL_PPS, NAL_IDR]
-    delta = join_annexb([AUD, SLICE])
+    assert nal_types(idr.data) == [NAL_SPS, NAL_PPS, NAL_IDR]
+    delta = join_annexb([SLICE])
     assert fixer.fix(delta) == type(idr)(delta, keyframe=False)  # passed as it came
     assert fixer.inserted == 1
 
@@ -84,3 +87,15 @@ def test_an_idr_without_known_parameter_sets_is_no_starting_point() -> None:
     assert fixer.fix(join_annexb([SPS, PPS, IDR])).keyframe
     assert nal_types(fixer.fix(join_annexb([IDR])).data) == [NAL_SPS, NAL_PPS, NAL_IDR]
     assert nal_types(fixer.fix(join_annexb([SLICE])).data) == [NAL_SLICE]
+
+
+def test_delimiters_and_filler_never_reach_a_viewer() -> None:
+    """One packet less per picture and viewer: RTP's marker ends an access unit."""
+    fixer = AccessUnitFixer(parse_extradata(join_annexb([SPS, PPS])))
+    idr = fixer.fix(join_annexb([AUD, SEI, IDR, FILLER]))
+    assert idr.keyframe
+    assert nal_types(idr.data) == [NAL_SPS, NAL_PPS, NAL_SEI, NAL_IDR]
+    assert fixer.fix(join_annexb([AUD, SPS, PPS, IDR])).data == join_annexb([SPS, PPS, IDR])
+    delta = fixer.fix_units([AUD, SLICE, FILLER])
+    assert delta == type(idr)(join_annexb([SLICE]), keyframe=False)
+    assert NAL_AUD not in nal_types(fixer.fix(join_annexb([AUD, AUD])).data)

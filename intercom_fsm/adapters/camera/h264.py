@@ -11,6 +11,11 @@ codes. :class:`AccessUnitFixer` turns whatever the source gives into
 Annex-B access units that carry the latest parameter sets before every IDR,
 keeping parameter sets that change in band.
 
+Access unit delimiters and filler data are dropped: RTP marks where an access
+unit ends (RFC 6184), decoders need neither, and each delimiter would be a
+packet of its own to every viewer (many cameras, GStreamer's among them, send
+one before every picture: a quarter of a 640x480 stream's packets).
+
 The ``profile-level-id`` a viewer's SDP must accept is read from the SPS
 (its profile, constraint flags and level bytes).
 """
@@ -27,6 +32,9 @@ NAL_SEI = 6
 NAL_SPS = 7
 NAL_PPS = 8
 NAL_AUD = 9
+NAL_FILLER = 12
+DROPPED = frozenset({NAL_AUD, NAL_FILLER})
+"""NAL unit types no viewer gets."""
 START_CODE = b"\x00\x00\x00\x01"
 _SHORT_START = b"\x00\x00\x01"
 
@@ -175,6 +183,10 @@ class AccessUnitFixer:
         """``units``: one access unit's NAL units, without start codes;
         ``annexb``: the same already joined in Annex-B, when at hand."""
         types = [nal_type(unit) for unit in units]
+        if not DROPPED.isdisjoint(types):
+            units = [u for u, t in zip(units, types, strict=True) if t not in DROPPED]
+            types = [t for t in types if t not in DROPPED]
+            annexb = None
         self._remember(units, types)
         if NAL_IDR not in types:
             return AccessUnit(annexb if annexb is not None else join_annexb(units), keyframe=False)
@@ -186,14 +198,11 @@ class AccessUnitFixer:
             # Nothing to insert yet: the IDR goes out as it came, and the
             # viewer waits for one it can decode.
             return AccessUnit(join_annexb(units), keyframe=False)
-        # After an access unit delimiter, if any, and before SEI and slices.
-        at = 1 if types and types[0] == NAL_AUD else 0
+        # First (the delimiter that would come before them is dropped), so
+        # before SEI and slices.
         kept = [u for u, t in zip(units, types, strict=True) if t not in (NAL_SPS, NAL_PPS)]
-        at = min(at, len(kept))
         self.inserted += 1
-        return AccessUnit(
-            join_annexb([*kept[:at], self._sps, *self._pps, *kept[at:]]), keyframe=True
-        )
+        return AccessUnit(join_annexb([self._sps, *self._pps, *kept]), keyframe=True)
 
     def _remember(self, units: Sequence[bytes], types: list[int]) -> None:
         if NAL_SPS not in types and NAL_PPS not in types:

@@ -125,6 +125,8 @@ class SharedH264Encoder:
         packets = []
         for packet in encoder.encode(frame):
             unit = self._fixer.fix(bytes(packet))
+            if not unit.data:
+                continue
             fixed = av.Packet(unit.data)
             fixed.pts = packet.pts if packet.pts is not None else frame.pts
             fixed.dts = fixed.pts

@@ -176,6 +176,11 @@ class RtspReader:
                 self._last_arrival = arrived
             return
         access_unit = self._fixer.fix_units(unit.nal_units)
+        if not access_unit.data:  # delimiters or filler alone: nothing to show
+            with self._condition:
+                self._arrived += 1
+                self._last_arrival = arrived
+            return
         deliver = self._deliver
         if deliver is not None:
             deliver(access_unit, arrived)
