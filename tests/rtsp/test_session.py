@@ -49,6 +49,12 @@ class Watcher:
         self.ends.append(reason)
 
 
+def with_short_timeout(answer: str | None) -> str | None:
+    """``answer`` with the session's timeout at 0: keep-alives as often as
+    the session allows (its ``MIN_KEEP_ALIVE``)."""
+    return answer.replace("timeout=60", "timeout=0") if answer else answer
+
+
 def session_for(url: str, watcher: Watcher, transport: str = "tcp") -> RtspSession:
     return RtspSession(url, transport, 2.0, watcher.unit, watcher.end)
 
@@ -113,8 +119,7 @@ async def test_the_cameras_own_requests_are_answered_and_it_is_kept_alive(
     monkeypatch.setattr(session_module, "MIN_KEEP_ALIVE", 0.2)
 
     def short_session(asked: Asked) -> str | None:
-        answer = ok(asked)
-        return answer.replace("timeout=60", "timeout=0") if answer else answer
+        return with_short_timeout(ok(asked))
 
     async with scripted(short_session) as camera:
         watcher = Watcher()
@@ -148,8 +153,7 @@ async def test_every_ending_the_daemon_did_not_ask_for_is_told_once(
     def camera_that_forgets(asked: Asked) -> str | None:
         if gone and asked.method == "GET_PARAMETER":
             return "RTSP/1.0 454 Session Not Found"
-        answer = ok(asked)
-        return answer.replace("timeout=60", "timeout=0") if answer else answer
+        return with_short_timeout(ok(asked))
 
     async with scripted(camera_that_forgets) as camera:
         watcher = Watcher()

@@ -163,7 +163,8 @@ class PyAvReader:
         self._packet = packet
         self._access_unit = None
         if self._fixer is not None:
-            self._access_unit = self._fixer.fix(bytes(packet))
+            unit = self._fixer.fix(bytes(packet))
+            self._access_unit = unit if unit.data else None  # delimiters or filler alone
         if not self._intra_only:
             self._keep_for_replay(packet)
             self._decode_inter(packet)

@@ -323,7 +323,7 @@ class CaptureWorker:
                 now = time.monotonic()
                 if passthrough is not None:
                     unit = reader.encoded()
-                    if unit is not None and unit.data:
+                    if unit is not None:
                         passthrough.publish(unit, now)
                 pixels = None
                 if pictures_wanted and decimator.accept(now):

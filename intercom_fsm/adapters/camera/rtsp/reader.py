@@ -176,17 +176,15 @@ class RtspReader:
                 self._last_arrival = arrived
             return
         access_unit = self._fixer.fix_units(unit.nal_units)
-        if not access_unit.data:  # delimiters or filler alone: nothing to show
-            with self._condition:
-                self._arrived += 1
-                self._last_arrival = arrived
-            return
+        shown = bool(access_unit.data)  # not for delimiters or filler alone
         deliver = self._deliver
-        if deliver is not None:
+        if deliver is not None and shown:
             deliver(access_unit, arrived)
         with self._condition:
             self._arrived += 1
             self._last_arrival = arrived
+            if not shown:
+                return
             self._keep(access_unit)
             if self._decoding:
                 self._queue(access_unit)
