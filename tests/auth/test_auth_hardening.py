@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
+from intercom_fsm.adapters.auth_responses import AuthResult
 from intercom_fsm.events import (
     AuthOperation,
     AuthTransientError,
@@ -89,7 +90,7 @@ async def test_a_rejected_client_is_said_plainly_by_every_endpoint(
     body = {"error": error, "error_description": "unknown client"}
     oauth_server.then(path, oauth_server.json(body, status=401))
     client = make_client(http_session, oauth_server.url)
-    calls = {
+    calls: dict[AuthOperation, Callable[[], Awaitable[AuthResult]]] = {
         AuthOperation.DEVICE_AUTHORIZATION: client.request_device_code,
         AuthOperation.POLL: lambda: client.poll_token(DEVICE_CODE),
         AuthOperation.REFRESH: lambda: client.refresh(REFRESH_TOKEN),

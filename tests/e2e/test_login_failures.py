@@ -43,6 +43,9 @@ def test_a_client_with_a_wrong_secret_ends_login_with_its_own_exit_code(
 class EndsEveryFlow(BaseHTTPRequestHandler):
     """Issues device codes; answers every poll with invalid_grant."""
 
+    server: ThreadingHTTPServer
+    """The server ``flow_ender`` serves this handler from (the base class only
+    knows it as a ``BaseServer``, which has no ``server_port``)."""
     device_authorizations = 0
     polls: ClassVar[list[str]] = []
     """The device code of every token request, in order."""

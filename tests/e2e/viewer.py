@@ -16,6 +16,8 @@ import time
 from typing import Any
 
 import aiohttp
+import av
+import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
@@ -66,7 +68,9 @@ class MediaViewer:
         self._pc = pc
         transceiver = pc.addTransceiver("video", direction="recvonly")
         if self.codecs:
-            capabilities = RTCRtpReceiver.getCapabilities("video").codecs
+            video = RTCRtpReceiver.getCapabilities("video")
+            assert video is not None  # None only for a kind other than audio and video
+            capabilities = video.codecs
             transceiver.setCodecPreferences(
                 [c for mime in self.codecs for c in capabilities if c.mimeType == mime]
                 + [c for c in capabilities if c.mimeType == "video/rtx"]
@@ -106,10 +110,14 @@ class MediaViewer:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
+                assert isinstance(frame, av.VideoFrame)  # it offered video only
                 self.frame_times.append(time.monotonic())
                 self.sizes.add((frame.width, frame.height))
                 planes = frame.to_ndarray()  # yuv420p: the luma's rows come first
-                stamp = read_stamp(planes[: frame.height])
+                # av types the array by every format it may return; yuv420p is
+                # 8-bit, and view() lets mypy see that (it copies nothing).
+                assert planes.dtype == np.uint8, planes.dtype
+                stamp = read_stamp(planes[: frame.height].view(np.uint8))
                 self.stamps.append(stamp.sequence if stamp is not None else None)
                 self._frame_arrived.set()
 

@@ -27,15 +27,21 @@ class Driver(MachineDriver):
         super().__init__(MachineSettings(backoff=POLICY, **settings), jitter=jitter, now=NOW)
 
 
+def state_of(driver: MachineDriver) -> State:
+    """The machine's state, read afresh. mypy narrows ``driver.machine.state``
+    to the state one assert named and keeps it through the next ``send``."""
+    return driver.machine.state
+
+
 def test_a_denial_waits_at_least_the_pause_and_the_wait_grows_across_denials() -> None:
     driver = Driver(jitter=0.5).walk_to(State.AWAITING_APPROVAL)
     waits = []
     for _ in range(4):
         driver.send(ev.AccessDenied("no"))
-        assert driver.machine.state is State.BACKOFF
+        assert state_of(driver) is State.BACKOFF
         waits.append(driver.delay_of(Timer.BACKOFF))
         driver.send(ev.BackoffElapsed(driver.timer(Timer.BACKOFF)))
-        assert driver.machine.state is State.UNAUTHORIZED
+        assert state_of(driver) is State.UNAUTHORIZED
         driver.send(ev.DeviceCodeIssued("dc2", "NEW-CODE", "https://x/device", 600, 5))
     assert all(wait >= 30.0 for wait in waits), waits
     assert driver.machine.context.backoff.attempt == 4
@@ -47,12 +53,12 @@ def test_a_denial_waits_at_least_the_pause_and_the_wait_grows_across_denials() -
 def test_a_flow_the_server_ends_is_not_polled_again() -> None:
     driver = Driver().walk_to(State.AWAITING_APPROVAL)
     driver.send(ev.DeviceFlowFailed("invalid_grant", "device code unknown"))
-    assert driver.machine.state is State.BACKOFF
+    assert state_of(driver) is State.BACKOFF
     assert (Timer.POLL, None) not in driver.ledger.pending_timers
     assert driver.machine.context.flow is None
     assert "invalid_grant" in driver.problems()[0]
     driver.send(ev.BackoffElapsed(driver.timer(Timer.BACKOFF)))
-    assert driver.machine.state is State.UNAUTHORIZED
+    assert state_of(driver) is State.UNAUTHORIZED
     assert driver.effects[-1] == fx.RequestDeviceCode()
 
 
@@ -64,7 +70,7 @@ def test_a_rejected_client_waits_the_long_pause_before_a_new_flow(operation: Aut
         else State.AWAITING_APPROVAL
     )
     driver.send(ev.ClientRejected(operation, "invalid_client"))
-    assert driver.machine.state is State.BACKOFF
+    assert state_of(driver) is State.BACKOFF
     assert driver.delay_of(Timer.BACKOFF) == 600.0
     [problem] = driver.problems()
     assert "invalid_client" in problem and "OAUTH_CLIENT_ID" in problem
@@ -75,7 +81,7 @@ def test_a_rejected_client_on_refresh_keeps_the_grant_and_the_calls() -> None:
     tokens = driver.machine.context.tokens
     driver.send(ev.AccessTokenExpiring(driver.timer(Timer.ACCESS_TOKEN_EXPIRY)))
     driver.send(ev.ClientRejected(AuthOperation.REFRESH, "unauthorized_client"))
-    assert driver.machine.state is State.STREAMING
+    assert state_of(driver) is State.STREAMING
     assert driver.machine.context.tokens is tokens
     assert driver.delay_of(Timer.ACCESS_TOKEN_EXPIRY) == 600.0
     assert driver.machine.context.refresh_in_flight is False
@@ -83,10 +89,12 @@ def test_a_rejected_client_on_refresh_keeps_the_grant_and_the_calls() -> None:
 
 def test_a_poll_that_timed_out_polls_less_often_without_a_backoff() -> None:
     driver = Driver().walk_to(State.AWAITING_APPROVAL)
-    interval = driver.machine.context.flow.interval  # type: ignore[union-attr]
+    flow = driver.machine.context.flow
+    assert flow is not None
+    interval = flow.interval
     driver.send(ev.PollDue(driver.timer(Timer.POLL)))
     driver.send(ev.AuthTransientError(AuthOperation.POLL, "timed out", timed_out=True))
-    assert driver.machine.state is State.AWAITING_APPROVAL
+    assert state_of(driver) is State.AWAITING_APPROVAL
     assert driver.delay_of(Timer.POLL) == 2 * interval
     driver.send(ev.PollDue(driver.timer(Timer.POLL)))
     driver.send(ev.AuthTransientError(AuthOperation.POLL, "timed out", timed_out=True))
@@ -99,7 +107,7 @@ def test_a_wall_clock_step_does_not_expire_the_code_a_person_is_typing() -> None
     driver.clock.advance(86_400)  # a board without a clock, then NTP
     driver.send(ev.PollDue(driver.timer(Timer.POLL)))
     assert driver.effects == [fx.PollToken("device")]
-    assert driver.machine.state is State.AWAITING_APPROVAL
+    assert state_of(driver) is State.AWAITING_APPROVAL
 
 
 def test_the_flow_expires_on_its_own_timer_even_when_no_poll_is_due() -> None:
@@ -108,7 +116,7 @@ def test_the_flow_expires_on_its_own_timer_even_when_no_poll_is_due() -> None:
     driver.send(ev.DeviceCodeIssued("dc", "CODE", "https://x/device", 120, interval=1e6))
     assert driver.delay_of(Timer.FLOW_EXPIRY) == 120
     driver.send(ev.FlowExpiryDue(driver.timer(Timer.FLOW_EXPIRY)))
-    assert driver.machine.state is State.UNAUTHORIZED
+    assert state_of(driver) is State.UNAUTHORIZED
 
 
 def test_a_flow_resumed_after_a_backoff_keeps_its_remaining_lifetime() -> None:
@@ -117,7 +125,7 @@ def test_a_flow_resumed_after_a_backoff_keeps_its_remaining_lifetime() -> None:
     driver.send(ev.AuthTransientError(AuthOperation.POLL, "503"))
     driver.monotonic.advance(50)
     driver.send(ev.BackoffElapsed(driver.timer(Timer.BACKOFF)))
-    assert driver.machine.state is State.AWAITING_APPROVAL
+    assert state_of(driver) is State.AWAITING_APPROVAL
     assert driver.delay_of(Timer.FLOW_EXPIRY) == 600 - 150
 
 

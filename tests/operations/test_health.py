@@ -17,12 +17,8 @@ from prometheus_client.samples import Sample
 
 from intercom_fsm import events as ev
 from intercom_fsm.adapters.camera.settings import CameraStats
-from intercom_fsm.daemon.operations import (
-    HealthAddress,
-    Operations,
-    OperationsSettings,
-    start_operations,
-)
+from intercom_fsm.config import HealthAddress
+from intercom_fsm.daemon.operations import Operations, OperationsSettings, start_operations
 from intercom_fsm.daemon.status_client import fetch_live_status
 from intercom_fsm.effects import Timer
 from intercom_fsm.events import AuthOperation

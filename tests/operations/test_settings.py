@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from intercom_fsm.config import ENVIRONMENT_VARIABLES, ConfigError
-from intercom_fsm.daemon.operations import (
-    DEFAULT_STUCK_SECONDS,
-    HealthAddress,
-    OperationsSettings,
-)
+from intercom_fsm.config import ENVIRONMENT_VARIABLES, ConfigError, HealthAddress
+from intercom_fsm.daemon.operations import DEFAULT_STUCK_SECONDS, OperationsSettings
 
 
 def test_everything_is_off_by_default() -> None:

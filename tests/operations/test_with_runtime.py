@@ -14,8 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from intercom_fsm import events as ev
+from intercom_fsm.config import HealthAddress
 from intercom_fsm.daemon.inbox import Inbox
-from intercom_fsm.daemon.operations import HealthAddress, OperationsSettings, start_operations
+from intercom_fsm.daemon.operations import OperationsSettings, start_operations
 from intercom_fsm.daemon.runtime import Adapters, Runtime
 from intercom_fsm.effects import ShowUserCode
 from intercom_fsm.events import IceCandidate, PeerId, SessionId, StoredTokens

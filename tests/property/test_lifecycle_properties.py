@@ -201,10 +201,10 @@ def test_happy_path_reaches_streaming_from_any_reachable_state(
         ledger.record(event, machine.handle(event))
         clock.advance(data.draw(st.floats(min_value=0, max_value=100)))
     for _ in range(HAPPY_PATH_BOUND):
-        event = happy_event(machine, ledger)
-        if event is None:
+        happy = happy_event(machine, ledger)
+        if happy is None:
             break
-        ledger.record(event, machine.handle(event))
+        ledger.record(happy, machine.handle(happy))
     assert machine.state is State.STREAMING
     assert any(state == SessionState.CONNECTED for state in machine.sessions.values())
 
@@ -221,8 +221,8 @@ def test_backoff_grows_within_cap_and_resets_after_a_stable_success(
     for event in (ev.Started(tokens=None),):
         ledger.record(event, machine.handle(event))
     for _ in range(failures):
-        event = ev.AuthTransientError(ev.AuthOperation.DEVICE_AUTHORIZATION, "down")
-        ledger.record(event, machine.handle(event))
+        failure = ev.AuthTransientError(ev.AuthOperation.DEVICE_AUTHORIZATION, "down")
+        ledger.record(failure, machine.handle(failure))
         assert machine.state is State.BACKOFF
         delay = machine.context.backoff.last_delay
         assert delay is not None and 0 <= delay <= POLICY.cap

@@ -174,17 +174,19 @@ async def run_table(
         before = len(viewer.frame_times)
         lines = len(daemon.records())
         await send(sandbox, device_code, data)
+
+        # Typed defaults bind this row's values (a lambda's defaults are untyped).
+        def problem_logged(problem: str = expected, since: int = lines) -> bool:
+            return any(problem in str(r.get("msg", "")) for r in daemon.records()[since:])
+
+        def frames_flow_again(frames_before: int = before) -> bool:
+            return len(viewer.frame_times) > frames_before + 2
+
         if expected:
             await wait_async(
-                lambda e=expected, n=lines: any(  # type: ignore[misc]
-                    e in str(r.get("msg", "")) for r in daemon.records()[n:]
-                ),
-                10,
-                f"a log line naming the problem of {name!r} ({expected!r})",
+                problem_logged, 10, f"a log line naming the problem of {name!r} ({expected!r})"
             )
-        await wait_async(
-            lambda b=before: len(viewer.frame_times) > b + 2, 10, f"frames after {name}"
-        )  # type: ignore[misc]
+        await wait_async(frames_flow_again, 10, f"frames after {name}")
     # A bad candidate for a session that exists.
     lines = len(daemon.records())
     await send(

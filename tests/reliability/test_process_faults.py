@@ -100,7 +100,7 @@ def refresh_token_active(sandbox: SandboxProcess, token: str) -> bool:
 
 
 def check_token_file(token_file: Path) -> dict[str, object]:
-    data = json.loads(token_file.read_text())
+    data: dict[str, object] = json.loads(token_file.read_text())
     assert set(data) == TOKEN_FIELDS, data.keys()
     assert all(
         isinstance(data[k], str) and data[k] for k in TOKEN_FIELDS - {"expires_at", "version"}

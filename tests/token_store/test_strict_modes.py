@@ -10,6 +10,7 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,7 @@ def test_a_symlinked_directory_is_followed_only_when_the_link_is_ours(
 
 
 @pytest.fixture
-def immutable_file(tmp_path: Path) -> Path:
+def immutable_file(tmp_path: Path) -> Iterator[Path]:
     """A token file with loose permissions that cannot be changed, even by root."""
     store = stored(tmp_path)
     store.path.chmod(0o644)
