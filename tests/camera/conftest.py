@@ -64,6 +64,14 @@ def viewer(camera: Camera) -> ViewerTrack:
     return track
 
 
+async def next_frame(track: ViewerTrack) -> av.VideoFrame:
+    """The track's next picture. A track that shares no encoder sends frames,
+    never packets: anything else is a failure."""
+    frame = await track.recv()
+    assert isinstance(frame, av.VideoFrame), frame
+    return frame
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -11,7 +11,16 @@ import pytest
 from intercom_fsm.adapters.camera import Camera, CameraSettings
 from intercom_fsm.events import CameraFailed, CameraOpened
 
-from .conftest import BRIGHT_LUMA, EventRecorder, MjpegCamera, eventually, free_port, luma, viewer
+from .conftest import (
+    BRIGHT_LUMA,
+    EventRecorder,
+    MjpegCamera,
+    eventually,
+    free_port,
+    luma,
+    next_frame,
+    viewer,
+)
 
 
 @pytest.mark.asyncio
@@ -26,7 +35,7 @@ async def test_a_missing_device_is_reported_once_and_retried_with_backoff() -> N
     try:
         async with asyncio.timeout(10):
             started = time.monotonic()
-            frames = [await track.recv() for _ in range(12)]
+            frames = [await next_frame(track) for _ in range(12)]
             elapsed = time.monotonic() - started
     finally:
         await camera.close()
@@ -91,16 +100,16 @@ async def test_a_stalled_stream_is_noticed_within_its_read_timeout() -> None:
     track = viewer(camera)
     try:
         async with asyncio.timeout(12):
-            while luma(await track.recv()) < BRIGHT_LUMA:
+            while luma(await next_frame(track)) < BRIGHT_LUMA:
                 pass
             last_live = time.monotonic()
-            while luma(await track.recv()) > BRIGHT_LUMA:
+            while luma(await next_frame(track)) > BRIGHT_LUMA:
                 last_live = time.monotonic()
             noticed = time.monotonic() - last_live
             # Viewers get the offline frame within the 2 s read timeout (plus slack).
             assert noticed < 3.0
             assert [type(event) for event in recorder.events] == [CameraOpened, CameraFailed]
-            assert (await track.recv()).width == 320
+            assert (await next_frame(track)).width == 320
     finally:
         await camera.close()
         await stalling.stop()

@@ -14,7 +14,7 @@ import pytest
 from intercom_fsm.adapters.camera import Camera, CameraSettings
 from intercom_fsm.events import CameraFailed, CameraOpened
 
-from .conftest import EventRecorder, eventually, luma, viewer
+from .conftest import EventRecorder, eventually, luma, next_frame, viewer
 
 FILE_FPS = 10
 FILE_FRAMES = 6
@@ -53,7 +53,7 @@ async def test_a_file_loops_at_its_own_rate(tmp_path: Path) -> None:
         async with asyncio.timeout(10):
             await track.recv()
             started = time.monotonic()
-            frames = [await track.recv() for _ in range(2 * FILE_FRAMES + 3)]
+            frames = [await next_frame(track) for _ in range(2 * FILE_FRAMES + 3)]
             elapsed = time.monotonic() - started
     finally:
         await camera.close()
@@ -80,7 +80,7 @@ async def test_a_file_faster_than_the_setting_is_thinned_not_slowed(tmp_path: Pa
         async with asyncio.timeout(10):
             await track.recv()
             started = time.monotonic()
-            frames = [await track.recv() for _ in range(6)]
+            frames = [await next_frame(track) for _ in range(6)]
             elapsed = time.monotonic() - started
     finally:
         await camera.close()
@@ -102,7 +102,7 @@ async def test_a_file_that_is_no_video_fails_and_serves_the_offline_frame(tmp_pa
     track = viewer(camera)
     try:
         async with asyncio.timeout(5):
-            frame = await track.recv()
+            frame = await next_frame(track)
         # The event comes on the loop after the capture thread failed; the
         # offline picture it published may be taken before that.
         await eventually(lambda: bool(recorder.of(CameraFailed)), 5, "CameraFailed")

@@ -14,14 +14,14 @@ from intercom_fsm.adapters.camera import Camera, CameraSettings
 from intercom_fsm.adapters.camera.hub import ViewerTrack
 from intercom_fsm.events import CameraFailed, CameraOpened, CameraRecovered
 
-from .conftest import BRIGHT_LUMA, EventRecorder, MjpegCamera, eventually, luma, viewer
+from .conftest import BRIGHT_LUMA, EventRecorder, MjpegCamera, eventually, luma, next_frame, viewer
 
 
 async def frames_until(track: ViewerTrack, bright: bool, count: int) -> list[av.VideoFrame]:
     """Receive until ``count`` frames in a row are live (bright) or offline."""
     run: list[av.VideoFrame] = []
     while len(run) < count:
-        frame = await track.recv()
+        frame = await next_frame(track)
         run = [*run, frame] if (luma(frame) > BRIGHT_LUMA) == bright else []
     return run
 

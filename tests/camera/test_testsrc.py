@@ -13,7 +13,7 @@ import pytest
 from intercom_fsm.adapters.camera import Camera, CameraSettings
 from intercom_fsm.events import CameraOpened
 
-from .conftest import EventRecorder, viewer
+from .conftest import EventRecorder, next_frame, viewer
 
 
 @pytest.mark.asyncio
@@ -26,9 +26,9 @@ async def test_frames_at_the_configured_size_and_rate(width: int, height: int, f
     track = viewer(camera)
     try:
         async with asyncio.timeout(10):
-            first = await track.recv()
+            first = await next_frame(track)
             started = time.monotonic()
-            frames = [first] + [await track.recv() for _ in range(int(fps * 1.5))]
+            frames = [first] + [await next_frame(track) for _ in range(int(fps * 1.5))]
             elapsed = time.monotonic() - started
     finally:
         await camera.close()
@@ -53,7 +53,7 @@ async def test_the_pattern_moves() -> None:
     track = viewer(camera)
     try:
         async with asyncio.timeout(5):
-            pictures = [(await track.recv()).to_ndarray() for _ in range(5)]
+            pictures = [(await next_frame(track)).to_ndarray() for _ in range(5)]
     finally:
         await camera.close()
     for before, after in itertools.pairwise(pictures):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import av
+import numpy as np
 import pytest
 import pytest_asyncio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
@@ -20,6 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench.h264_offer import answer_as_aiortc_knows, declare_profile
 from bench.rtsp_source import RtspSourceProcess, rtsp_server_missing
+from bench.stamp import Luma
 from intercom_fsm import events as ev
 from intercom_fsm.adapters.camera import Camera, CameraSettings
 from intercom_fsm.adapters.camera.hub import ViewerTrack
@@ -33,6 +35,14 @@ restrict_ice_to_loopback()
 
 def _server_missing(reason: str) -> NoReturn:
     missing("the RTSP tests", reason)
+
+
+def luma_plane(frame: av.VideoFrame) -> Luma:
+    """A yuv420p frame's Y plane: the first ``height`` rows of its planes."""
+    planes = frame.to_ndarray()
+    # PyAV types to_ndarray() as any dtype some pixel format gives; yuv420p's is uint8.
+    assert planes.dtype == np.uint8, planes.dtype
+    return cast(Luma, planes[: frame.height])
 
 
 @pytest.fixture(scope="session")
@@ -64,10 +74,12 @@ class Viewer:
 
     async def offer(self) -> str:
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
-        capabilities = RTCRtpReceiver.getCapabilities("video").codecs
+        capabilities = RTCRtpReceiver.getCapabilities("video")
+        assert capabilities is not None  # aiortc receives video
+        codecs = capabilities.codecs
         transceiver.setCodecPreferences(
-            [c for mime in self.codecs for c in capabilities if c.mimeType == mime]
-            + [c for c in capabilities if c.mimeType == "video/rtx"]
+            [c for mime in self.codecs for c in codecs if c.mimeType == mime]
+            + [c for c in codecs if c.mimeType == "video/rtx"]
         )
         self.pc.on("track", self._on_track)
         await self.pc.setLocalDescription(await self.pc.createOffer())

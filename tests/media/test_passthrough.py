@@ -9,7 +9,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import av
 import pytest
@@ -20,11 +20,11 @@ from bench.stamp import read_stamp
 from intercom_fsm.adapters.camera import CameraSettings
 from intercom_fsm.adapters.camera.capture import THREAD_NAME as CAPTURE_THREAD
 from intercom_fsm.adapters.camera.h264 import NAL_IDR, NAL_PPS, NAL_SPS, nal_types
-from intercom_fsm.adapters.camera.readers import FrameReader, ReaderSettings, open_reader
+from intercom_fsm.adapters.camera.readers import Reader, ReaderSettings, open_reader
 from intercom_fsm.adapters.camera.sources import VideoSource
 from tests.camera.conftest import eventually
 
-from .conftest import Device, Viewer
+from .conftest import Device, Viewer, luma_plane
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -40,7 +40,7 @@ def encoders_created(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     class Spy:
         @staticmethod
-        def create(codec: Any, mode: str | None = None) -> Any:
+        def create(codec: Any, mode: Literal["r", "w"] | None = None) -> Any:
             if mode == "w":
                 created.append(str(codec))
             return real.create(codec, mode)
@@ -50,7 +50,7 @@ def encoders_created(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def stamps(viewer: Viewer) -> list[int]:
-    found = (read_stamp(f.to_ndarray()[: f.height]) for f in viewer.frames)
+    found = (read_stamp(luma_plane(f)) for f in viewer.frames)
     return [stamp.sequence for stamp in found if stamp is not None]
 
 
@@ -188,12 +188,12 @@ async def test_passthrough_viewers_see_the_offline_picture_and_the_camera_again(
             lambda: any(f.width == 320 for f in viewer.frames[seen:]), 10, "the offline picture"
         )
         offline = [f for f in viewer.frames[seen:] if f.width == 320]
-        assert all(read_stamp(f.to_ndarray()[: f.height]) is None for f in offline)
+        assert all(read_stamp(luma_plane(f)) is None for f in offline)
         rtsp.resume()
         back = len(viewer.frames)
 
         def camera_pictures_since(index: int) -> int:
-            found = (read_stamp(f.to_ndarray()[: f.height]) for f in viewer.frames[index:])
+            found = (read_stamp(luma_plane(f)) for f in viewer.frames[index:])
             return sum(stamp is not None for stamp in found)
 
         await eventually(lambda: camera_pictures_since(back) >= 5, 15, "the camera again")
@@ -206,7 +206,7 @@ class AskableCamera:
     that can be asked for keyframes: the asks are recorded with the thread
     they come on."""
 
-    def __init__(self, reader: FrameReader) -> None:
+    def __init__(self, reader: Reader) -> None:
         self._reader = reader
         self.asked_on: list[str] = []
 
@@ -224,10 +224,10 @@ async def test_a_camera_that_can_be_asked_for_keyframes_is_asked_when_a_viewer_j
 ) -> None:
     opened: list[AskableCamera] = []
 
-    def open_askable(source: VideoSource, reader_settings: ReaderSettings) -> FrameReader:
+    def open_askable(source: VideoSource, reader_settings: ReaderSettings) -> Reader:
         camera = AskableCamera(open_reader(source, reader_settings))
         opened.append(camera)
-        return camera  # type: ignore[return-value]
+        return camera
 
     device = make_device(settings(rtsp_camera), open_source=open_askable)
     await device.camera.open()

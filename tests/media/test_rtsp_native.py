@@ -22,7 +22,7 @@ from intercom_fsm.adapters.camera.capture import THREAD_NAME as CAPTURE_THREAD
 from intercom_fsm.events import CameraFailed, CameraOpened
 from tests.camera.conftest import EventRecorder, eventually, viewer
 
-from .conftest import Device, Viewer
+from .conftest import Device, Viewer, luma_plane
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -33,7 +33,7 @@ def stamped(frame: object) -> bool:
     import av
 
     assert isinstance(frame, av.VideoFrame)
-    return read_stamp(frame.to_ndarray()[: frame.height]) is not None
+    return read_stamp(luma_plane(frame)) is not None
 
 
 def wakeups(thread_name: str) -> int:

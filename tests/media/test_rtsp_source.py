@@ -16,6 +16,8 @@ from intercom_fsm.adapters.camera import Camera, CameraSettings
 from intercom_fsm.events import CameraFailed, CameraOpened, CameraRecovered
 from tests.camera.conftest import EventRecorder, eventually, viewer
 
+from .conftest import luma_plane
+
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
 
@@ -24,7 +26,7 @@ def stamped(frame: object) -> bool:
     import av
 
     assert isinstance(frame, av.VideoFrame)
-    return read_stamp(frame.to_ndarray()[: frame.height]) is not None
+    return read_stamp(luma_plane(frame)) is not None
 
 
 READERS = pytest.mark.parametrize("reader", ["native", "ffmpeg"])

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import av
 import pytest
 import pytest_asyncio
+from av.stream import Stream
 
 from intercom_fsm.adapters.camera import CameraSettings
 from intercom_fsm.adapters.camera.encoding import PacketQueue, SharedVp8Encoder
@@ -24,7 +25,7 @@ from tests.peer.test_shared_encoding import FPS, Device, KeyframeRequests, Viewe
 pytestmark = pytest.mark.asyncio
 
 
-def packet(keyframe: bool, tag: int) -> av.Packet:
+def packet(keyframe: bool, tag: int) -> av.Packet[Stream]:
     made = av.Packet(bytes([tag]) * 10)
     made.is_keyframe = keyframe
     return made
@@ -42,7 +43,7 @@ async def drain(queue: PacketQueue) -> list[int]:
 async def test_a_viewer_moves_to_its_new_layer_at_that_layers_keyframe() -> None:
     chooser = LayerChooser(LayerRates(460_000, 161_000), 0.0)
     chooser.target = Layer.HIGH
-    queue = PacketQueue(KeyframeRequests(), chooser)  # type: ignore[arg-type]
+    queue = PacketQueue(KeyframeRequests(), chooser)
     high, low = Layer.HIGH, Layer.LOW
     queue.offer({high: [packet(True, 1)], low: [packet(True, 2)]})
     queue.offer({high: [packet(False, 3)], low: [packet(False, 4)]})
@@ -60,7 +61,7 @@ async def test_a_viewer_moves_to_its_new_layer_at_that_layers_keyframe() -> None
 async def test_a_joining_viewer_starts_on_its_layer_at_a_keyframe() -> None:
     chooser = LayerChooser(LayerRates(460_000, 161_000), 0.0)
     assert chooser.target is Layer.LOW  # where every viewer starts
-    queue = PacketQueue(KeyframeRequests(), chooser)  # type: ignore[arg-type]
+    queue = PacketQueue(KeyframeRequests(), chooser)
     queue.offer({Layer.HIGH: [packet(True, 1)], Layer.LOW: [packet(False, 2)]})
     queue.offer({Layer.HIGH: [packet(False, 3)], Layer.LOW: [packet(True, 4)]})
     assert await drain(queue) == [4]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import av
 import pytest
 import pytest_asyncio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
@@ -84,7 +85,7 @@ async def test_answers_an_offer_and_streams_frames(
     await recorder.wait_for(ev.PeerConnected)
     track = await asyncio.wait_for(received, 10)
     frame = await asyncio.wait_for(track.recv(), 10)
-    assert frame.width > 0
+    assert isinstance(frame, av.VideoFrame) and frame.width > 0
     await viewer.close()
     await connections.close(7)
     assert len(connections) == 0

@@ -5,6 +5,7 @@ sender is a stand-in holding what the reader touches)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -19,7 +20,6 @@ from aiortc.rtp import (
     pack_remb_fci,
 )
 
-from intercom_fsm.adapters import rtcp_feedback
 from intercom_fsm.adapters.rtcp_feedback import Retransmissions, observe_receiver_feedback
 
 SSRC = 1234
@@ -90,7 +90,8 @@ async def test_estimates_and_reports_reach_the_listener_and_aiortc() -> None:
 @pytest.mark.asyncio
 async def test_a_packet_is_resent_once_per_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(rtcp_feedback.time, "monotonic", lambda: now[0])
+    # rtcp_feedback calls ``time.monotonic()`` through the module at each NACK.
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     sender, listener = Sender(), Listener()
     observe_receiver_feedback(sender, listener)  # type: ignore[arg-type]
     await sender._handle_rtcp_packet(nack(10, 11))

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.stream import Stream
 
 from intercom_fsm import events as ev
 from intercom_fsm.adapters.camera import Camera, CameraSettings
@@ -45,9 +46,10 @@ class Viewer:
     async def offer(self) -> str:
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
         if self.codec is not None:
-            codecs = RTCRtpReceiver.getCapabilities("video").codecs
+            capabilities = RTCRtpReceiver.getCapabilities("video")
+            assert capabilities is not None  # aiortc receives video
             transceiver.setCodecPreferences(
-                [c for c in codecs if c.mimeType in (self.codec, "video/rtx")]
+                [c for c in capabilities.codecs if c.mimeType in (self.codec, "video/rtx")]
             )
         self.pc.on("track", self._on_track)
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -198,26 +200,32 @@ class KeyframeRequests:
         self.count += 1
 
 
-def packet(keyframe: bool) -> av.Packet:
+def packet(keyframe: bool) -> av.Packet[Stream]:
     made = av.Packet(b"\x00" * 10)
     made.is_keyframe = keyframe
     return made
 
 
+def waiting_for_keyframe(queue: PacketQueue) -> bool:
+    """Read afresh through a call: mypy would carry what an assert narrowed
+    the attribute to across ``put()``."""
+    return queue.waiting_for_keyframe
+
+
 @pytest.mark.asyncio
 async def test_queue_starts_at_a_keyframe_and_restarts_at_one_when_behind() -> None:
     requests = KeyframeRequests()
-    queue = PacketQueue(requests)  # type: ignore[arg-type]
+    queue = PacketQueue(requests)
     queue.put(packet(False))
-    assert queue.waiting_for_keyframe
+    assert waiting_for_keyframe(queue)
     queue.put(packet(True))
     for _ in range(QUEUE_LIMIT - 1):
         queue.put(packet(False))
-    assert not queue.waiting_for_keyframe
+    assert not waiting_for_keyframe(queue)
     # One more while the viewer reads nothing: the queue is stale, so it is
     # dropped and the viewer waits for a keyframe it asked for.
     queue.put(packet(False))
-    assert queue.waiting_for_keyframe and queue.resets == 1 and requests.count == 1
+    assert waiting_for_keyframe(queue) and queue.resets == 1 and requests.count == 1
     queue.put(packet(False))
     queue.put(packet(True))
     first = await queue.get()

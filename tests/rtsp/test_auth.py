@@ -5,10 +5,10 @@ retried, wrong credentials given up after one answer."""
 from __future__ import annotations
 
 import base64
+import secrets
 
 import pytest
 
-from intercom_fsm.adapters.camera.rtsp import auth
 from intercom_fsm.adapters.camera.rtsp.auth import Authenticator, Credentials, parse_challenges
 
 MUFASA = Credentials("Mufasa", "Circle Of Life")
@@ -25,7 +25,8 @@ def fields(header: str) -> dict[str, str]:
 
 
 def test_rfc_2617s_example_answers_as_the_rfc_says(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth.secrets, "token_hex", lambda _n: "0a4f113b")
+    # The authenticator draws its cnonce from ``secrets.token_hex`` at each answer.
+    monkeypatch.setattr(secrets, "token_hex", lambda _n: "0a4f113b")
     signer = Authenticator(MUFASA)
     assert signer.challenged([RFC_CHALLENGE])
     answer = fields(signer.header("GET", "/dir/index.html") or "")
@@ -39,7 +40,7 @@ def test_rfc_2617s_example_answers_as_the_rfc_says(monkeypatch: pytest.MonkeyPat
 def test_md5_sess_hashes_the_nonces_into_the_first_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 
-    monkeypatch.setattr(auth.secrets, "token_hex", lambda _n: "c0ffee")
+    monkeypatch.setattr(secrets, "token_hex", lambda _n: "c0ffee")
     signer = Authenticator(Credentials("admin", "12345"))
     assert signer.challenged(['Digest realm="cam", nonce="n1", qop="auth", algorithm=MD5-sess'])
     answer = fields(signer.header("PLAY", "rtsp://cam/live") or "")
