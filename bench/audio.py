@@ -115,7 +115,12 @@ async def join(
 ) -> tuple[RTCPeerConnection, ViewerEar]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     received: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
-    pc.on("track", lambda track: received.done() or received.set_result(track))
+
+    def on_track(track: MediaStreamTrack) -> None:
+        if not received.done():
+            received.set_result(track)
+
+    pc.on("track", on_track)
     if talk is not None:
         pc.addTrack(talk)
     else:

@@ -89,7 +89,9 @@ class NaiveDoor:
             if transceiver.kind == "audio" and transceiver.direction != "inactive":
                 wants = transceiver._offerDirection in ("sendrecv", "sendonly")
                 transceiver.direction = "sendrecv" if wants else "sendonly"
-                transceiver.sender.replaceTrack(self.relay.subscribe(self.player.audio))
+                microphone = self.player.audio
+                assert microphone is not None, "an ALSA capture device always has audio"
+                transceiver.sender.replaceTrack(self.relay.subscribe(microphone))
         await pc.setLocalDescription(await pc.createAnswer())
         return str(pc.localDescription.sdp)
 

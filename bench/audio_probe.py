@@ -208,8 +208,10 @@ class ViewerEar:
             while True:
                 frame = await self._track.recv()
                 now = time.monotonic()
+                assert isinstance(frame, av.AudioFrame)
+                # Resampled to s16: int16 samples, copied out of the frame by astype.
                 for converted in self._resampler.resample(frame):
-                    self._chunks.append(converted.to_ndarray().reshape(-1).copy())
+                    self._chunks.append(converted.to_ndarray().reshape(-1).astype(np.int16))
                     self._ends.append(now)
 
     def samples(self) -> Samples:

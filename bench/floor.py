@@ -83,7 +83,7 @@ def encoder_floor(
 
 @dataclass(frozen=True)
 class H264Sample:
-    packets: list[av.Packet]
+    packets: list[av.Packet[av.VideoStream]]
     """Consecutive packets from an IDR on."""
     extradata: bytes | None
     """The stream's parameter sets, as its SDP declared them."""
@@ -91,7 +91,7 @@ class H264Sample:
 
 def fetch_h264_packets(url: str, count: int, timeout: float = 15.0) -> H264Sample:
     """``count`` consecutive packets of an H.264 RTSP stream, from an IDR on."""
-    packets: list[av.Packet] = []
+    packets: list[av.Packet[av.VideoStream]] = []
     with av.open(url, options={"rtsp_transport": "tcp"}, timeout=timeout) as container:
         stream = container.streams.video[0]
         extradata = stream.codec_context.extradata
@@ -152,7 +152,11 @@ def camera_latency_ms(url: str, seconds: float = 5.0) -> list[int]:
         for packet in container.demux(stream):
             for frame in packet.decode():
                 assert isinstance(frame, av.VideoFrame)
-                stamp = read_stamp(frame.to_ndarray()[: frame.height])
+                planes = frame.to_ndarray()  # yuv420p: the luma's rows come first
+                # av types the array by every format it may return; yuv420p is
+                # 8-bit, and view() lets mypy see that (it copies nothing).
+                assert planes.dtype == np.uint8, planes.dtype
+                stamp = read_stamp(planes[: frame.height].view(np.uint8))
                 if stamp is not None:
                     latencies.append(latency_ms(stamp.wall_ms, time.time_ns() // 1_000_000))
             if time.monotonic() >= end:

@@ -41,24 +41,22 @@ def disturbance(machine: LifecycleMachine, ledger: ResourceLedger, rng: random.R
         return ev.OfferReceived(f"viewer-{rng.randrange(3)}", "offer")
     if viewers and rng.random() < 0.5:
         viewer = rng.choice(viewers)
-        return rng.choice(
-            [
-                ev.RemoteIceCandidate(
-                    viewer.session, ev.IceCandidate("candidate:1 1 udp 1 x 1 typ host")
-                ),
-                ev.PeerClosed(viewer.session, viewer.peer),
-                ev.HangupReceived(viewer.session),
-            ]
-        )
+        viewer_events: list[ev.Event] = [
+            ev.RemoteIceCandidate(
+                viewer.session, ev.IceCandidate("candidate:1 1 udp 1 x 1 typ host")
+            ),
+            ev.PeerClosed(viewer.session, viewer.peer),
+            ev.HangupReceived(viewer.session),
+        ]
+        return rng.choice(viewer_events)
     if (Timer.ACCESS_TOKEN_EXPIRY, None) in ledger.pending_timers and rng.random() < 0.2:
         return ev.AccessTokenExpiring(ledger.pending_timers[(Timer.ACCESS_TOKEN_EXPIRY, None)])
-    return rng.choice(
-        [
-            ev.SocketClosed(1006),
-            ev.CameraFailed("x"),
-            ev.TokensRefreshed(ev.TokenGrant("a", "r", 3600)),
-        ]
-    )
+    failures: list[ev.Event] = [
+        ev.SocketClosed(1006),
+        ev.CameraFailed("x"),
+        ev.TokensRefreshed(ev.TokenGrant("a", "r", 3600)),
+    ]
+    return rng.choice(failures)
 
 
 Step = tuple[float, ev.Event]

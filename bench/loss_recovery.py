@@ -183,5 +183,8 @@ def install() -> None:
             return RecoveringJitterBuffer(capacity=capacity, prefetch=prefetch, is_video=True)
         return original(capacity=capacity, prefetch=prefetch, is_video=is_video)
 
-    aiortc.rtcrtpreceiver.JitterBuffer = choose  # type: ignore[misc,assignment]
-    aiortc.rtcrtpreceiver.NackGenerator = RetryingNackGenerator  # type: ignore[misc]
+    # The receiver builds these from globals of its module: the patch replaces
+    # them in the module's namespace (JitterBuffer is imported there, not exported).
+    receiver_globals = vars(aiortc.rtcrtpreceiver)
+    receiver_globals["JitterBuffer"] = choose
+    receiver_globals["NackGenerator"] = RetryingNackGenerator

@@ -53,17 +53,22 @@ class MarkerJitterBuffer(JitterBuffer):
             packets.append(packet)
             if packet.marker:
                 self.remove(count + 1)
-                return JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
+                # aiortc's receiver attaches the depayloaded bytes as ``_data``,
+                # an attribute RtpPacket does not declare.
+                data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]
+                return JitterFrame(data=data, timestamp=timestamp)
         return None
 
 
 def install() -> None:
     # Audio buffers keep the library's class: only video frames are marked.
-    original = aiortc.rtcrtpreceiver.JitterBuffer
+    original = JitterBuffer
 
     def choose(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
         if is_video:
             return MarkerJitterBuffer(capacity=capacity, prefetch=prefetch, is_video=True)
         return original(capacity=capacity, prefetch=prefetch, is_video=is_video)
 
-    aiortc.rtcrtpreceiver.JitterBuffer = choose  # type: ignore[misc,assignment]
+    # The receiver builds its buffers from this global of its module (imported
+    # there, not exported): the patch replaces it in the module's namespace.
+    vars(aiortc.rtcrtpreceiver)["JitterBuffer"] = choose

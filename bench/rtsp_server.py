@@ -142,7 +142,7 @@ def _on_setup(_client: GstRtspServer.RTSPClient, context: GstRtspServer.RTSPCont
 
 def _quit(loop: GLib.MainLoop) -> bool:
     loop.quit()
-    return GLib.SOURCE_REMOVE
+    return bool(GLib.SOURCE_REMOVE)  # GLib has no type stubs here: the constant is untyped
 
 
 if __name__ == "__main__":

@@ -35,8 +35,10 @@ class Heard:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await self._track.recv()
+                assert isinstance(frame, av.AudioFrame)
+                # Resampled to s16: int16 samples, copied out of the frame by astype.
                 for converted in self._resampler.resample(frame):
-                    self._chunks.append(converted.to_ndarray().reshape(-1).copy())
+                    self._chunks.append(converted.to_ndarray().reshape(-1).astype(np.int16))
                     self.arrivals.append(time.monotonic())
 
     def samples(self) -> Samples:
@@ -123,7 +125,12 @@ async def connect(audio: Audio, talk: SamplesTrack | None = None, listen: bool =
     link = Link(device, viewer)
     loop = asyncio.get_running_loop()
     received: asyncio.Future[MediaStreamTrack] = loop.create_future()
-    viewer.on("track", lambda track: received.done() or received.set_result(track))
+
+    def on_track(track: MediaStreamTrack) -> None:
+        if not received.done():
+            received.set_result(track)
+
+    viewer.on("track", on_track)
     direction = "sendrecv" if talk and listen else "sendonly" if talk else "recvonly"
     transceiver = viewer.addTransceiver("audio", direction=direction)
     if talk is not None:

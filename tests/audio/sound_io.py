@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import signal
 import subprocess
 import threading
@@ -41,7 +42,8 @@ class Recording:
 
     def _collect(self) -> None:
         stream = self._process.stdout
-        assert stream is not None
+        # A buffered pipe (Popen's default): read1 returns what has arrived.
+        assert isinstance(stream, io.BufferedReader)
         while chunk := stream.read1(4096):
             with self._lock:
                 data = self._pending + chunk

@@ -82,7 +82,9 @@ def daemon(sandbox: SandboxProcess, sound: SoundServer, tmp_path: Path) -> Itera
 async def streaming_viewer(
     sandbox: SandboxProcess, device_code: str, **options: object
 ) -> AudioViewer:
-    viewer = await AudioViewer(sandbox.info, device_code, **options).start()  # type: ignore[arg-type]
+    # Started apart: MediaViewer.start() is typed to return a MediaViewer.
+    viewer = AudioViewer(sandbox.info, device_code, **options)  # type: ignore[arg-type]
+    await viewer.start()
     await viewer.wait_for_frames(5)
     return viewer
 
@@ -281,7 +283,8 @@ async def test_offers_the_door_cannot_fully_answer_touch_no_one_else(
         assert "a=inactive" in answer.split("m=audio")[1]
         assert pcmu.frame_times
         # Audio alone: answered with audio alone.
-        alone = await AudioViewer(sandbox.info, device_code, audio="recvonly", video=False).start()
+        alone = AudioViewer(sandbox.info, device_code, audio="recvonly", video=False)
+        await alone.start()
         odd.append(alone)
         await heard_for(alone, 1.0)
         assert "m=video" not in (alone.answer_sdp or "")

@@ -14,7 +14,7 @@ from intercom_fsm.adapters.audio.door import Audio
 from intercom_fsm.events import SpeakerFailed, SpeakerOpened
 from tests.audio.conftest import EventRecorder
 from tests.audio.peers import SamplesTrack, connect, opened
-from tests.audio.signals import RATE, band_level_dbfs, block_levels, tone
+from tests.audio.signals import RATE, Samples, band_level_dbfs, block_levels, tone
 from tests.audio.sound_server import MIC_PCM, SPEAKER_PCM, SoundServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
@@ -29,7 +29,7 @@ def settings(**changes: object) -> AudioSettings:
 class PausableTrack(SamplesTrack):
     """A talker whose packets stop, as when its network stalls."""
 
-    def __init__(self, samples: np.ndarray) -> None:  # type: ignore[type-arg]
+    def __init__(self, samples: Samples) -> None:
         super().__init__(samples)
         self.flowing = asyncio.Event()
         self.flowing.set()

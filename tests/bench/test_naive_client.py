@@ -58,7 +58,7 @@ def sandbox() -> Iterator[SandboxProcess]:
 def video_file(tmp_path: Path) -> Path:
     """Ten seconds of 320x240 MJPEG at 10 fps, a bar moving across."""
     path = tmp_path / "source.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (320, 240))
     for index in range(100):
         picture = np.full((240, 320, 3), 60, np.uint8)
         x = index * 3 % 300

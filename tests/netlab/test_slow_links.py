@@ -37,11 +37,11 @@ WINDOW = 15.0
 
 
 def frames_between(viewer: ViewerProcess, start: float, end: float) -> list[dict[str, object]]:
-    return [f for f in viewer.frames() if start <= float(f["t"]) < end]  # type: ignore[arg-type]
+    return [f for f in viewer.frames() if start <= float(f["t"]) < end]
 
 
 def longest_gap(viewer: ViewerProcess, until: float) -> float:
-    times = [float(f["t"]) for f in viewer.frames() if float(f["t"]) < until]  # type: ignore[arg-type]
+    times = [float(f["t"]) for f in viewer.frames() if float(f["t"]) < until]
     return max((b - a for a, b in itertools.pairwise(times)), default=0.0) if times else until
 
 
@@ -65,7 +65,7 @@ def test_a_slow_lossy_viewer_keeps_moving_and_a_fast_one_keeps_its_quality(
         fast, slow = door.watch("fast", code), door.watch("slow", code)
         fast.wait_for_frames(1)
         slow.wait_for_frames(1)
-        first = float(slow.frames()[0]["t"])  # type: ignore[arg-type]
+        first = float(slow.frames()[0]["t"])
         start = first + SETTLE
         end = start + WINDOW
         slow.wait_until(lambda v: time.monotonic() >= end, end - time.monotonic() + 5, "the window")
