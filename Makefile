@@ -68,7 +68,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check intercom_fsm tests bench examples
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict intercom_fsm
+	$(BIN)/mypy --strict intercom_fsm tests bench examples
 
 pytest: $(STAMP) browser netlab
 	$(BIN)/pytest -q
