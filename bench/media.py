@@ -3,9 +3,11 @@ camera passed through, and MJPEG decoded straight to I420 (issue 16)."""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 
-from bench import report
+from bench import report, wakeup_floor
+from bench.floor import H264Sample
 from bench.report import Target, fmt, judge
 from bench.rtsp_source import GOP_SECONDS
 from bench.runs import Case, RunResult, floor_key, percentile
@@ -17,6 +19,13 @@ H264_MATRIX = (
     Case(1280, 720, 30, 1, "rtsp"),
     Case(1280, 720, 30, 3, "rtsp"),
 )
+
+
+def wakeup_floor_ms(case: Case, sample: H264Sample, seconds: float = 6.0) -> float:
+    """``case``'s wake-up floor (:mod:`bench.wakeup_floor`): the camera's mean
+    access unit at the case's rate, sent on to each of its viewers."""
+    frame_bytes = round(statistics.fmean(packet.size for packet in sample.packets))
+    return wakeup_floor.measure(case.fps, frame_bytes, case.viewers, seconds).ms_per_frame
 
 
 def at_most(limit: float) -> Callable[[float], bool]:

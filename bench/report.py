@@ -81,12 +81,17 @@ def matrix_table(runs: Sequence[RunResult], floors_ms: dict[tuple[str, int], flo
     return "\n".join(lines) + "\n"
 
 
-def h264_table(runs: Sequence[RunResult], floors_ms: dict[tuple[str, int], float]) -> str:
-    """The H.264 camera's cases: what passing its stream through saves."""
+def h264_table(
+    runs: Sequence[RunResult],
+    floors_ms: dict[tuple[str, int], float],
+    wakeup_floors_ms: dict[tuple[str, int], float],
+) -> str:
+    """The H.264 camera's cases: what passing its stream through saves, and
+    how far the passthrough is above a bare event loop's wake-ups."""
     lines = [
         "| case | client | fps achieved | latency p50 / p95 / max | CPU per frame | floor"
-        " | CPU / floor | joiner's first frame | peak RSS | kbit/s per viewer |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " | CPU / floor | wake-up floor | joiner's first frame | peak RSS | kbit/s per viewer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         if run.case.camera != "rtsp":
@@ -100,6 +105,7 @@ def h264_table(runs: Sequence[RunResult], floors_ms: dict[tuple[str, int], float
             f"| {run.case.label} | {run.client} | {100 * run.achieved_fps_ratio:.1f} %"
             f" | {latency_summary(run)} | {fmt(run.cpu_per_frame_ms, ' ms', 2)}"
             f" | {fmt(floor, ' ms', 2)} | {fmt(overhead(run, floor), '×', 2)}"
+            f" | {fmt(wakeup_floors_ms.get(floor_key(run.case)), ' ms', 2)}"
             f" | {fmt(joiner and joiner * 1000, ' ms')}"
             f" | {fmt(run.peak_rss_bytes / MIB, ' MiB')} | {fmt(run.kbit_per_viewer)} |"
         )
