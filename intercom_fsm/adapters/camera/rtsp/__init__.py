@@ -11,6 +11,8 @@ event loop, and hands the capture thread only what it must decode.
 Theory of operation, in the style of h11: the protocol is sans-I/O, the I/O
 is one small asyncio class.
 
+* :mod:`.url` takes an ``rtsp://`` URL apart (credentials kept out of
+  requests and logs);
 * :mod:`.messages` frames what the camera's connection carries: RTSP
   requests out, responses and interleaved RTP/RTCP in (RFC 2326 section 10.12);
 * :mod:`.auth` answers a ``401`` (Basic or Digest, RFC 2617/7616);

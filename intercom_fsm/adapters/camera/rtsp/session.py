@@ -26,11 +26,10 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import attrs
 
-from intercom_fsm.adapters.camera.rtsp.auth import Authenticator, Credentials
+from intercom_fsm.adapters.camera.rtsp.auth import Authenticator
 from intercom_fsm.adapters.camera.rtsp.depacketize import (
     DepacketizedUnit,
     H264Depacketizer,
@@ -52,11 +51,10 @@ from intercom_fsm.adapters.camera.rtsp.messages import (
     response,
 )
 from intercom_fsm.adapters.camera.rtsp.udp import UdpMedia
-from intercom_fsm.adapters.camera.sources import redacted_url
+from intercom_fsm.adapters.camera.rtsp.url import CameraUrl
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PORT = 554
 DEFAULT_SESSION_TIMEOUT = 60.0
 """Seconds a camera keeps a session without a request, unless it says (RFC 2326 12.37)."""
 MIN_KEEP_ALIVE = 5.0
@@ -68,31 +66,6 @@ OnUnit = Callable[[DepacketizedUnit, float], None]
 
 class RtspFailure(Exception):
     """The session could not start or went wrong. The message is safe to log."""
-
-
-@attrs.frozen
-class CameraUrl:
-    url: str = attrs.field(repr=False)
-    """What requests name: the URL without its credentials."""
-    host: str
-    port: int
-    credentials: Credentials | None
-    description: str
-
-    @classmethod
-    def parse(cls, text: str) -> CameraUrl:
-        parts = urlsplit(text)
-        if parts.scheme.lower() != "rtsp" or not parts.hostname:
-            raise NotReadHere("not an rtsp:// URL")
-        host = parts.hostname
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-        credentials = None
-        if parts.username is not None:
-            credentials = Credentials(unquote(parts.username), unquote(parts.password or ""))
-        plain = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-        return cls(plain, host, parts.port or DEFAULT_PORT, credentials, redacted_url(parts))
 
 
 @attrs.frozen
