@@ -3,7 +3,8 @@
 Every viewer of a shared encoding (the camera's own H.264, a VP8 layer, the
 shared H.264 encoder, the microphone's Opus) gets the same packets; cutting
 each into RTP payloads (aiortc's packetizer for the codec: FU-A and STAP-A,
-VP8's payload descriptor) gives the same payloads for each, so it is done
+VP8's payload descriptor; for an H.264 access unit whose NAL units are at
+hand, :mod:`.h264_payloads`) gives the same payloads for each, so it is done
 once, as the packet is handed out, in the order the packets come: a VP8
 stream's picture IDs then count its pictures whoever receives them. Each
 viewer's RTP loop (:mod:`.rtp_sender`) finds a packet's payloads here by the
@@ -14,11 +15,16 @@ viewer's own packetizer.
 from __future__ import annotations
 
 import collections
+import fractions
+from collections.abc import Sequence
 from typing import Any
 
 import av
 from aiortc.codecs import get_encoder
+from aiortc.mediastreams import convert_timebase
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from intercom_fsm.adapters import h264_payloads
 
 KEPT = 32
 """Packets whose payloads are kept: more than a viewer's queue holds."""
@@ -35,15 +41,25 @@ class SharedPayloads:
 
     def __init__(self, mime_type: str) -> None:
         mime = mime_type.lower()
-        codec = RTCRtpCodecParameters(mimeType=mime_type, clockRate=_CLOCK_RATES[mime])
+        clock_rate = _CLOCK_RATES[mime]
+        self._clock = fractions.Fraction(1, clock_rate)
+        self._h264 = mime == "video/h264"
+        codec = RTCRtpCodecParameters(mimeType=mime_type, clockRate=clock_rate)
         self._packer = get_encoder(codec)
         self._made: collections.OrderedDict[int, tuple[av.Packet[Any], Payloads]] = (
             collections.OrderedDict()
         )
 
-    def add(self, packet: av.Packet[Any]) -> None:
-        """Cut ``packet`` (handed out now, after the ones before it)."""
-        self._made[id(packet)] = (packet, self._packer.pack(packet))
+    def add(self, packet: av.Packet[Any], nal_units: Sequence[bytes] = ()) -> None:
+        """Cut ``packet`` (handed out now, after the ones before it). An H.264
+        packet's ``nal_units``, when given, are cut directly
+        (:mod:`.h264_payloads`), the packet's bytes are not read again."""
+        if self._h264 and nal_units and packet.pts is not None and packet.time_base is not None:
+            timestamp = convert_timebase(packet.pts, packet.time_base, self._clock)
+            made: Payloads = (h264_payloads.payloads(nal_units), timestamp)
+        else:
+            made = self._packer.pack(packet)
+        self._made[id(packet)] = (packet, made)
         if len(self._made) > KEPT:
             self._made.popitem(last=False)
 

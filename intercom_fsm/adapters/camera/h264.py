@@ -152,6 +152,10 @@ class AccessUnit:
     """Annex-B, parameter sets before an IDR."""
     keyframe: bool
     """It holds an IDR picture: a decoder can start here."""
+    nal_units: tuple[bytes, ...] = attrs.field(default=(), repr=False, eq=False)
+    """The same NAL units without start codes, when at hand (empty otherwise):
+    RTP payloads are cut from these without looking for start codes again.
+    A view of ``data``, so not compared."""
 
 
 class AccessUnitFixer:
@@ -189,20 +193,20 @@ class AccessUnitFixer:
             annexb = None
         self._remember(units, types)
         if NAL_IDR not in types:
-            return AccessUnit(annexb if annexb is not None else join_annexb(units), keyframe=False)
+            return _unit(units, annexb, keyframe=False)
         first_idr = types.index(NAL_IDR)
         before = types[:first_idr]
         if NAL_SPS in before and NAL_PPS in before:
-            return AccessUnit(annexb if annexb is not None else join_annexb(units), keyframe=True)
+            return _unit(units, annexb, keyframe=True)
         if self._sps is None or not self._pps:
             # Nothing to insert yet: the IDR goes out as it came, and the
             # viewer waits for one it can decode.
-            return AccessUnit(join_annexb(units), keyframe=False)
+            return _unit(units, None, keyframe=False)
         # First (the delimiter that would come before them is dropped), so
         # before SEI and slices.
         kept = [u for u, t in zip(units, types, strict=True) if t not in (NAL_SPS, NAL_PPS)]
         self.inserted += 1
-        return AccessUnit(join_annexb([self._sps, *self._pps, *kept]), keyframe=True)
+        return _unit([self._sps, *self._pps, *kept], None, keyframe=True)
 
     def _remember(self, units: Sequence[bytes], types: list[int]) -> None:
         if NAL_SPS not in types and NAL_PPS not in types:
@@ -215,6 +219,11 @@ class AccessUnitFixer:
                 pps.append(unit)
         if pps:
             self._pps = tuple(pps)
+
+
+def _unit(units: Sequence[bytes], annexb: bytes | None, keyframe: bool) -> AccessUnit:
+    joined = annexb if annexb is not None else join_annexb(units)
+    return AccessUnit(joined, keyframe, tuple(units))
 
 
 def nal_types(data: bytes) -> list[int]:

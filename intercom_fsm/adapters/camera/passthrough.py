@@ -185,7 +185,7 @@ class H264Passthrough:
         packet.time_base = VIDEO_TIME_BASE
         packet.is_keyframe = unit.keyframe
         self.packets_published += 1
-        self._payloads.add(packet)
+        self._payloads.add(packet, unit.nal_units)
         for queue in list(self._queues):
             queue.put(packet, unit.keyframe)
 

@@ -180,6 +180,9 @@ class RtspReader:
         deliver = self._deliver
         if deliver is not None and shown:
             deliver(access_unit, arrived)
+        if access_unit.nal_units:
+            # What is kept (a GOP for a decoder) needs the Annex-B bytes only.
+            access_unit = AccessUnit(access_unit.data, access_unit.keyframe)
         with self._condition:
             self._arrived += 1
             self._last_arrival = arrived
