@@ -4,7 +4,6 @@ camera passed through, and MJPEG decoded straight to I420 (issue 16)."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
 
 from bench import report, wakeup_floor
 from bench.floor import H264Sample
@@ -28,11 +27,6 @@ def wakeup_floor_ms(case: Case, sample: H264Sample, seconds: float = 6.0) -> flo
     return wakeup_floor.measure(case.fps, frame_bytes, case.viewers, seconds).ms_per_frame
 
 
-def at_most(limit: float) -> Callable[[float], bool]:
-    """The test of a value against ``limit`` (bound now, not when a loop ends)."""
-    return lambda value: value <= limit
-
-
 def media_targets(runs: list[RunResult], floors: dict[tuple[str, int], float]) -> list[Target]:
     """The targets of the H.264 camera and of the MJPEG path without BGR."""
 
@@ -45,15 +39,9 @@ def media_targets(runs: list[RunResult], floors: dict[tuple[str, int], float]) -
         ours, naive = run_of(case, "intercom-fsm"), run_of(case, "naive")
         if ours is None:
             continue
-        floor = floors.get(floor_key(case))
-        ratio = report.overhead(ours, floor)
         targets.append(
-            Target(
-                f"CPU per frame / floor ({fmt(floor, ' ms', 2)}), {case.label}",
-                f"<= {limit}×",
-                fmt(ratio, "×", 2),
-                fmt(report.overhead(naive, floor), "×", 2),
-                judge(ratio, at_most(limit)),
+            report.floor_ratio_target(
+                "floor", case.label, limit, (ours, naive), floors.get(floor_key(case))
             )
         )
     joiners = {
@@ -94,15 +82,10 @@ def media_targets(runs: list[RunResult], floors: dict[tuple[str, int], float]) -
                 )
             )
     ours, naive = run_of(MJPEG_ONE, "intercom-fsm"), run_of(MJPEG_ONE, "naive")
-    floor = floors.get(floor_key(MJPEG_ONE))
-    ratio = report.overhead(ours, floor)
+    mjpeg_floor = floors.get(floor_key(MJPEG_ONE))
     targets.append(
-        Target(
-            f"CPU per frame / floor ({fmt(floor, ' ms', 2)}), MJPEG {MJPEG_ONE.label}",
-            "<= 1.0×",
-            fmt(ratio, "×", 2),
-            fmt(report.overhead(naive, floor), "×", 2),
-            judge(ratio, lambda v: v <= 1.0),
+        report.floor_ratio_target(
+            "floor", f"MJPEG {MJPEG_ONE.label}", 1.0, (ours, naive), mjpeg_floor
         )
     )
     ours_rss = None if ours is None or not ours.peak_rss_bytes else ours.peak_rss_bytes / report.MIB

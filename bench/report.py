@@ -159,6 +159,26 @@ def judge(value: float | None, test: Callable[[float], bool]) -> bool | None:
     return None if value is None else test(value)
 
 
+def floor_ratio_target(
+    floor_name: str,
+    case_label: str,
+    limit: float,
+    runs: tuple[RunResult | None, RunResult | None],
+    floor_ms: float | None,
+) -> Target:
+    """CPU per frame over ``floor_ms``, ours against at most ``limit`` times
+    it; ``runs``: ours and the naive client's."""
+    ours, naive = runs
+    ratio = overhead(ours, floor_ms)
+    return Target(
+        f"CPU per frame / {floor_name} ({fmt(floor_ms, ' ms', 2)}), {case_label}",
+        f"<= {limit}×",
+        fmt(ratio, "×", 2),
+        fmt(overhead(naive, floor_ms), "×", 2),
+        judge(ratio, lambda value: value <= limit),
+    )
+
+
 def plot_latency_timeline(runs: Sequence[RunResult], path: Path, title: str) -> None:
     import matplotlib
 
