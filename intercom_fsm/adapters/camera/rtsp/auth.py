@@ -119,7 +119,8 @@ class Authenticator:
         nonce = parameters["nonce"]
         ha1 = hashed(f"{credentials.user}:{challenge.realm}:{credentials.password}")
         cnonce = secrets.token_hex(8)
-        if algorithm.lower().endswith("-sess"):
+        per_session = algorithm.lower().endswith("-sess")
+        if per_session:
             ha1 = hashed(f"{ha1}:{nonce}:{cnonce}")
         ha2 = hashed(f"{method}:{uri}")
         fields = [
@@ -135,8 +136,8 @@ class Authenticator:
             fields += ["qop=auth", f"nc={count}", f'cnonce="{cnonce}"']
         else:
             answer = hashed(f"{ha1}:{nonce}:{ha2}")
-        if algorithm.lower().endswith("-sess") and not _qop(challenge):
-            fields.append(f'cnonce="{cnonce}"')
+            if per_session:  # the server needs the cnonce its first hash took
+                fields.append(f'cnonce="{cnonce}"')
         fields.append(f'response="{answer}"')
         if "algorithm" in parameters:
             fields.append(f"algorithm={algorithm}")
