@@ -1,5 +1,6 @@
 """bench/wakeup_floor.py: a bare asyncio client woken by a camera's bytes, its
-CPU per frame, shown beside the daemon's in the H.264 camera's table."""
+CPU per frame, shown beside the daemon's in the H.264 camera's table; and its
+variants (a blocking thread, the daemon's own per-picture work)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,25 @@ def test_the_client_sends_every_frame_and_its_cpu_is_counted_per_viewer() -> Non
 
 
 @pytest.mark.parametrize(
-    ("fps", "frame_bytes", "viewers"), [(0, 3000, 1), (15, 0, 1), (15, 3000, 0)]
+    ("client", "work"), [("thread", "bare"), ("loop", "passthrough"), ("thread", "passthrough")]
+)
+def test_a_blocking_client_and_the_daemons_work_stream_every_frame(client: str, work: str) -> None:
+    floor = wakeup_floor.measure(
+        fps=30, frame_bytes=3000, viewers=2, seconds=1.5, client=client, work=work
+    )
+    assert 40 <= floor.frames <= 50, floor
+    assert 0 < floor.ms_per_frame < 20, floor
+
+
+def test_an_unknown_client_or_work_is_refused() -> None:
+    with pytest.raises(ValueError, match="a client is one of"):
+        wakeup_floor.measure(15, 3000, client="fibre")
+    with pytest.raises(ValueError, match="its work one of"):
+        wakeup_floor.measure(15, 3000, work="transcode")
+
+
+@pytest.mark.parametrize(
+    ("fps", "frame_bytes", "viewers"), [(0, 3000, 1), (15, 1, 1), (15, 3000, 0)]
 )
 def test_a_stream_without_rate_bytes_or_viewers_is_refused(
     fps: float, frame_bytes: int, viewers: int
