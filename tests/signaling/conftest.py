@@ -24,7 +24,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from intercom_fsm.adapters.signaling import SignalingClient, SignalingSettings
-from intercom_fsm.events import Event, SocketClosed, SocketRejected
+from intercom_fsm.events import Event, SocketClosed, SocketOpened, SocketRejected
 
 ACCESS_TOKEN = "access-token-SIGNAL-7777-abcd"
 DEVICE_CODE = "device-code-SIGNAL-8888-wxyz"
@@ -258,3 +258,18 @@ def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Any:
         text = record.getMessage() + (record.exc_text or "")
         for secret in SECRETS:
             assert secret not in text, f"{secret!r} logged by {record.name}: {text}"
+
+
+def assert_no_secrets(events: list[Event]) -> None:
+    for event in events:
+        for secret in SECRETS:
+            assert secret not in repr(event)
+            assert secret not in getattr(event, "reason", "")
+
+
+async def open_and_accept(
+    client: SignalingClient, log: EventLog, server: ScriptedSignalingServer
+) -> web.WebSocketResponse:
+    client.open(DEVICE_CODE, ACCESS_TOKEN)
+    await log.wait_for(SocketOpened)
+    return await server.next_socket()
