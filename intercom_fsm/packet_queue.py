@@ -37,6 +37,13 @@ class ViewerPackets:
         self.delivered += 1
         return self._packets.popleft()
 
+    def take_all(self) -> list[av.Packet[Any]]:
+        """Everything queued, in order, taken out at once."""
+        packets = list(self._packets)
+        self._packets.clear()
+        self.delivered += len(packets)
+        return packets
+
     def close(self) -> None:
         self.closed = True
         self._ready.set()

@@ -16,8 +16,16 @@ does; the header and its extensions (``mid``, ``abs-send-time``) are packed dire
 the wall clock read once per frame; sent packets are kept as their parts for
 retransmission (RTX or plain, as negotiated); the sender report's counters
 are kept where aiortc's RTCP loop reads them. What reaches the wire has the
-same form, and aiortc's DTLS transport still encrypts and sends every
-packet; aiortc's RTCP loop and its NACK and PLI handling are untouched.
+same form, encrypted with the same SRTP session and sent on the same ICE
+pair; aiortc's RTCP loop and its NACK and PLI handling are untouched.
+
+A track whose encoding hands its frames out on the loop (the camera's own
+H.264, :mod:`.camera.passthrough`) may offer ``send_directly``: the loop then
+gives it :meth:`LeanLoop.send_now`, which the encoding calls with each frame
+as it hands it out, and the frame is encrypted and sent in that same call
+(:mod:`.rtp_direct`), with no queue, no task switch and none of aiortc's
+coroutines in between. Other tracks are read with ``recv()`` and their
+packets sent through aiortc's DTLS transport.
 
 There is no API for this in aiortc, so the loop takes the sender's place in
 its own private state (the start and exit events, the report counters): when
@@ -32,7 +40,7 @@ import logging
 import secrets
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import attrs
@@ -40,6 +48,8 @@ import av
 from aiortc import RTCRtpSender
 from aiortc.codecs import get_encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from intercom_fsm.adapters.rtp_direct import wire_of
 
 logger = logging.getLogger(__name__)
 
@@ -144,16 +154,23 @@ class LeanLoop:
         self._timestamp_origin = secrets.randbits(32)
         self._octets = 0
         self._packets = 0
+        self._sends_directly = False
 
     @property
     def packets_sent(self) -> int:
         return self._packets
+
+    @property
+    def sends_directly(self) -> bool:
+        """The track's encoding hands this loop its frames (:meth:`send_now`)."""
+        return self._sends_directly
 
     async def run(self, _codec: Any = None) -> None:
         """Takes the place of the sender's ``_run_rtp``."""
         sender = self._sender
         getattr(sender, _SENDER_STATE + "rtp_started").set()
         packer = get_encoder(self._codec)
+        offered_to: MediaStreamTrack | None = None
         try:
             while True:
                 # aiortc types it as always set; replaceTrack(None) clears it.
@@ -161,6 +178,12 @@ class LeanLoop:
                 if track is None:
                     await asyncio.sleep(NO_TRACK_WAIT)
                     continue
+                if track is not offered_to:
+                    offered_to = track
+                    frames_end = self._send_directly(track)
+                    if frames_end is not None:
+                        await frames_end
+                        return
                 packet = await track.recv()
                 if not isinstance(packet, av.Packet):
                     raise TypeError(f"a lean RTP loop got {type(packet).__name__}, not a packet")
@@ -183,9 +206,36 @@ class LeanLoop:
                 ended.stop()
             getattr(sender, _SENDER_STATE + "rtp_exited").set()
 
+    def _send_directly(self, track: MediaStreamTrack) -> Awaitable[None] | None:
+        """Have ``track``'s shared encoding call :meth:`send_now` with each of
+        its frames as it hands them out; what completes when the track's
+        frames end, or None (the track cannot, or aiortc's path is not found)."""
+        offer = getattr(track, "send_directly", None)
+        if offer is None or wire_of(self._sender) is None:
+            return None
+        frames_end: Awaitable[None] | None = offer(self.send_now)
+        self._sends_directly = frames_end is not None
+        return frames_end
+
+    def send_now(self, payloads: list[bytes], timestamp: int) -> None:
+        """Send one frame's ``payloads`` (``timestamp`` on the codec's clock,
+        from the stream's start) at once, from the caller, on the loop. A
+        frame that cannot go (the sender is paused, its connection is
+        closing) is dropped, as aiortc's loop drops it."""
+        wire = wire_of(self._sender) if self._sender._enabled else None
+        if wire is None or not payloads:
+            return
+        wire.send(list(self._frame(payloads, (self._timestamp_origin + timestamp) & 0xFFFFFFFF)))
+
     async def _send_frame(self, payloads: list[bytes], timestamp: int) -> None:
+        send = self._sender.transport._send_rtp
+        for packet in self._frame(payloads, timestamp):
+            await send(packet)
+
+    def _frame(self, payloads: list[bytes], timestamp: int) -> Iterator[bytes]:
+        """The frame's RTP packets, in order, each kept for retransmission
+        and counted for the sender report once the caller takes the next."""
         sender = self._sender
-        send = sender.transport._send_rtp
         ntp = ntp_time()
         extensions = self._extensions.block(ntp)
         first_byte = 0x90 if extensions else 0x80
@@ -199,7 +249,7 @@ class LeanLoop:
             header = _HEADER.pack(
                 first_byte, marker | self._payload_type, sequence, timestamp, sender._ssrc
             )
-            await send(header + extensions + payload)
+            yield header + extensions + payload
             self._sequence = (sequence + 1) & 0xFFFF
             self._octets += len(payload)
             self._packets += 1

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc.codecs.h264 import H264PayloadDescriptor
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench.h264_offer import answer_as_aiortc_knows, declare_profile
@@ -24,7 +25,8 @@ from bench.rtsp_source import RtspSourceProcess, rtsp_server_missing
 from bench.stamp import Luma
 from intercom_fsm import events as ev
 from intercom_fsm.adapters.camera import Camera, CameraSettings
-from intercom_fsm.adapters.camera.hub import ViewerTrack
+from intercom_fsm.adapters.camera.h264 import NAL_IDR, nal_types
+from intercom_fsm.adapters.camera.hub import DirectSend, ViewerTrack
 from intercom_fsm.adapters.peer import PeerConnections
 from tests.camera.conftest import EventRecorder
 from tests.loopback import LOOPBACK_PEERS, restrict_ice_to_loopback
@@ -109,9 +111,21 @@ class Viewer:
         await self.pc.close()
 
 
+def frame_of(payloads: list[bytes], timestamp: int) -> av.Packet[Any]:
+    """A frame sent straight to a viewer's sender, as the packet its track
+    would have handed aiortc: the payloads joined again by aiortc's own
+    depayloader (Annex-B), a keyframe when it holds an IDR."""
+    data = b"".join(H264PayloadDescriptor.parse(payload)[1] for payload in payloads)
+    packet = av.Packet(data)
+    packet.pts = timestamp
+    packet.is_keyframe = NAL_IDR in nal_types(data)
+    return packet
+
+
 class Device:
     """The camera and peer adapters as the daemon wires them; every packet a
-    viewer's track hands aiortc is recorded (``sent[peer]``)."""
+    viewer's track hands aiortc, or frame the camera sends straight to a
+    viewer's sender, is recorded (``sent[peer]``)."""
 
     def __init__(self, settings: CameraSettings, **camera_options: Any) -> None:
         self.recorder = EventRecorder()
@@ -137,6 +151,16 @@ class Device:
                 return item
 
             track.recv = recording  # type: ignore[method-assign]
+            offer = track.send_directly
+
+            def send_directly(send: DirectSend) -> asyncio.Future[None] | None:
+                def recording_send(payloads: list[bytes], timestamp: int) -> None:
+                    packets.append(frame_of(payloads, timestamp))
+                    send(payloads, timestamp)
+
+                return offer(recording_send)
+
+            track.send_directly = send_directly  # type: ignore[method-assign]
             return track
 
         self.camera.track_for_viewer = track_for_viewer  # type: ignore[method-assign]

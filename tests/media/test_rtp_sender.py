@@ -136,39 +136,48 @@ async def test_a_lost_packet_comes_back_as_rtx_and_reports_count_what_was_sent(
     rtx = payload_type(viewer.answer_sdp, "rtx", apt=vp8)
     await eventually(lambda: len(viewer.frames) >= 5, 20, "the viewer's first pictures")
 
-    last = max(p.sequence_number for p in arrivals.packets if p.payload_type == vp8)
-    lost = (last + 20) & 0xFFFF
-    arrivals.drop.add(lost)
-    await eventually(lambda: bool(arrivals.dropped), 10, "the packet to lose")
-    await eventually(
-        lambda: any(p.payload_type == rtx for p in arrivals.packets), 5, "its retransmission"
-    )
-    resent = next(p for p in arrivals.packets if p.payload_type == rtx)
     sender = video_sender(device, peer)
-    assert resent.ssrc == sender._rtx_ssrc
-    assert int.from_bytes(resent.payload[:2], "big") == lost
+    await lose_one_and_see_it_resent(arrivals, sender, rtx, after=20)
     pictures = len(viewer.frames)
     await eventually(lambda: len(viewer.frames) >= pictures + 15, 10, "pictures after the loss")
 
     # The viewer's receiver reads our counters in the sender reports aiortc sends.
     loop = lean_loop_of(sender)
     assert loop is not None
-
-    async def reported() -> Any:
-        receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
-        stats = await receiver.getStats()
-        return next((s for s in stats.values() if s.type == "remote-outbound-rtp"), None)
-
-    report = None
-    for _ in range(40):
-        report = await reported()
-        if report is not None and report.packetsSent > 0:
-            break
-        await asyncio.sleep(0.1)
-    assert report is not None, "no sender report reached the viewer"
+    reported = await packets_reported_sent(viewer)
     media_arrived = sum(1 for p in arrivals.packets if p.payload_type == vp8)
-    assert 0 < report.packetsSent <= loop.packets_sent
-    assert report.packetsSent >= media_arrived // 2
+    assert 0 < reported <= loop.packets_sent
+    assert reported >= media_arrived // 2
+
+
+async def lose_one_and_see_it_resent(
+    arrivals: Arrivals, sender: RTCRtpSender, rtx: int, after: int
+) -> None:
+    """Lose the media packet ``after`` packets past the last one arrived, and
+    see it come back on ``rtx`` from the sender's RTX stream."""
+    media = arrivals.media_type
+    last = max(p.sequence_number for p in arrivals.packets if p.payload_type == media)
+    lost = (last + after) & 0xFFFF
+    arrivals.drop.add(lost)
+    await eventually(lambda: bool(arrivals.dropped), 10, "the packet to lose")
+    await eventually(
+        lambda: any(p.payload_type == rtx for p in arrivals.packets), 5, "its retransmission"
+    )
+    resent = next(p for p in arrivals.packets if p.payload_type == rtx)
+    assert resent.ssrc == sender._rtx_ssrc
+    assert int.from_bytes(resent.payload[:2], "big") == lost
+
+
+async def packets_reported_sent(viewer: Viewer) -> int:
+    """The packet count of the first sender report the viewer's receiver read."""
+    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
+    for _ in range(40):
+        stats = await receiver.getStats()
+        report = next((s for s in stats.values() if s.type == "remote-outbound-rtp"), None)
+        if report is not None and report.packetsSent > 0:
+            return int(report.packetsSent)
+        await asyncio.sleep(0.1)
+    raise AssertionError("no sender report reached the viewer")
 
 
 @pytest.mark.asyncio

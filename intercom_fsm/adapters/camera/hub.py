@@ -115,6 +115,23 @@ class ViewerFeedback(Protocol):
     ) -> None: ...
 
 
+DirectSend = Callable[[list[bytes], int], None]
+"""Sends one frame's RTP payloads at once; the int is the frame's timestamp on
+the codec's clock (:meth:`intercom_fsm.adapters.rtp_sender.LeanLoop.send_now`)."""
+
+
+@runtime_checkable
+class DirectSharing(Protocol):
+    """A shared encoding that hands its frames out on the event loop and can
+    give a viewer's straight to its sender as it does, instead of queueing them."""
+
+    def send_directly(self, queue: EncodedPackets, send: DirectSend) -> asyncio.Future[None] | None:
+        """From now on ``queue``'s viewer gets its frames through ``send``
+        (what ``queue`` holds first); the future completes when they end.
+        None: ``queue`` is not one of this encoding's."""
+        ...
+
+
 class SharedEncoder(Protocol):
     def subscribe(self, viewer: str = "") -> EncodedPackets:
         """A queue of the encoding's packets for ``viewer`` (a name for the log)."""
@@ -139,7 +156,8 @@ class ViewerTrack(MediaStreamTrack):
 
     Once the viewer's codec is known, :meth:`share_encoder` may switch the
     track to a shared encoder's packets (or the camera's own H.264), which
-    aiortc sends without encoding.
+    aiortc sends without encoding; the camera's own H.264 may then go
+    straight to the viewer's sender (:meth:`send_directly`).
     """
 
     kind = "video"
@@ -184,6 +202,26 @@ class ViewerTrack(MediaStreamTrack):
         """One of this track's packets cut into RTP payloads by its shared
         encoding, once for all its viewers (:mod:`..rtp_payloads`)."""
         return self._encoder.payloads_of(packet) if self._encoder is not None else None
+
+    def send_directly(self, send: DirectSend) -> asyncio.Future[None] | None:
+        """Have the shared encoding call ``send`` with each of this viewer's
+        frames as it hands them out, instead of queueing them for
+        :meth:`recv`. The future completes when the frames end (the track
+        stopped); None when the encoding cannot: they keep coming through
+        :meth:`recv`."""
+        encoder: object = self._encoder
+        packets = self._packets
+        if not isinstance(encoder, DirectSharing) or packets is None:
+            return None
+        if self.readyState != "live":
+            return None
+        hub = self._hub
+
+        def deliver(payloads: list[bytes], timestamp: int) -> None:
+            hub.frames_delivered += 1
+            send(payloads, timestamp)
+
+        return encoder.send_directly(packets, deliver)
 
     def request_keyframe(self) -> None:
         """The viewer lost pictures (it sent a PLI or FIR)."""

@@ -6,6 +6,10 @@ viewer's track takes the camera's access units (Annex-B, parameter sets
 before every IDR: :mod:`.h264`) as already encoded packets: no decoding, no
 encoding, whatever the number of such viewers: each is cut into RTP payloads
 once (:mod:`intercom_fsm.adapters.rtp_payloads`) and sent to each viewer.
+A viewer's sender that takes frames directly (:meth:`H264Passthrough.send_directly`,
+called by :mod:`intercom_fsm.adapters.rtp_sender`) is handed each access unit's
+payloads as the access unit is handed out, in the same call, with no packet
+object, queue or task between the camera and the wire.
 
 What the shared stream cannot do, and what stands in for it:
 
@@ -30,25 +34,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import av
 from av.video.frame import PictureType
 
+from intercom_fsm.adapters import h264_payloads
 from intercom_fsm.adapters.camera.frames import (
     I420,
     PIXEL_FORMAT,
     VIDEO_CLOCK_RATE,
     VIDEO_TIME_BASE,
 )
-from intercom_fsm.adapters.camera.h264 import AccessUnit
-from intercom_fsm.adapters.camera.hub import EncodedPackets, FrameHub
+from intercom_fsm.adapters.camera.h264 import AccessUnit, split_annexb
+from intercom_fsm.adapters.camera.hub import DirectSend, EncodedPackets, FrameHub
 from intercom_fsm.adapters.camera.keyframe_queue import KeyframeQueue
 from intercom_fsm.adapters.rtp_payloads import Payloads, SharedPayloads
+
+logger = logging.getLogger(__name__)
 
 OFFLINE_BITRATE = 200_000
 CAMERA_KEYFRAME_INTERVAL = 1.0
@@ -56,8 +65,18 @@ CAMERA_KEYFRAME_INTERVAL = 1.0
 one viewer's losses must not turn the camera's stream into keyframes."""
 
 
+@attrs.define
+class _DirectViewer:
+    """A viewer whose sender takes its frames directly."""
+
+    send: DirectSend
+    frames_end: asyncio.Future[None]
+    waiting_for_keyframe: bool
+
+
 class H264Passthrough:
-    """The fan-out of the camera's access units to the viewers' queues.
+    """The fan-out of the camera's access units to the viewers' queues, or
+    straight to the senders of the viewers that take them so.
 
     :meth:`publish` runs on the capture thread; everything else on the event
     loop, :meth:`deliver` too (where a camera read on the loop hands over).
@@ -77,6 +96,8 @@ class H264Passthrough:
         self._ask_camera: Callable[[], None] | None = None
         self._last_asked = -math.inf
         self._queues: set[KeyframeQueue] = set()
+        self._direct: dict[KeyframeQueue, _DirectViewer] = {}
+        """The viewers (by their queue) whose frames go straight to their sender."""
         self._lock = threading.Lock()
         self._wanted = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -128,8 +149,30 @@ class H264Passthrough:
             return
         queue.close()
         self._queues.discard(queue)
+        direct = self._direct.pop(queue, None)
+        if direct is not None and not direct.frames_end.done():
+            direct.frames_end.set_result(None)
         self._set_wanted()
         self._on_viewers_changed()
+
+    def send_directly(self, queue: EncodedPackets, send: DirectSend) -> asyncio.Future[None] | None:
+        """From now on ``queue``'s viewer gets each access unit through
+        ``send`` as :meth:`deliver` hands it out, what is queued first; the
+        future completes when the viewer unsubscribes."""
+        if not isinstance(queue, KeyframeQueue) or queue not in self._queues:
+            return None
+        if queue in self._direct:
+            return None
+        frames_end = asyncio.get_running_loop().create_future()
+        viewer = _DirectViewer(send, frames_end, queue.waiting_for_keyframe)
+        self._direct[queue] = viewer
+        for packet in queue.take_all():
+            made = self._payloads.get(packet)
+            if made is None:  # long gone: the viewer starts again at the next IDR
+                viewer.waiting_for_keyframe = True
+                break
+            self._send(queue, viewer, *made)
+        return frames_end
 
     def payloads_of(self, packet: av.Packet[Any]) -> Payloads | None:
         """``packet``'s RTP payloads, cut once for every viewer."""
@@ -154,6 +197,8 @@ class H264Passthrough:
         waits for the next IDR."""
         for queue in self._queues:
             queue.restart()
+        for viewer in self._direct.values():
+            viewer.waiting_for_keyframe = True
 
     def restart_soon(self) -> None:
         """:meth:`restart`, from the capture thread."""
@@ -177,17 +222,40 @@ class H264Passthrough:
         loop calls it directly)."""
         if not self._queues:
             return
-        packet = av.Packet(unit.data)
         pts = max(self._hub.pts(captured_at), self._last_pts + 1)
         self._last_pts = pts
+        self.packets_published += 1
+        direct = self._direct
+        if direct:
+            # On the 90 kHz clock, the pts is the RTP timestamp payloads_of gives.
+            payloads = h264_payloads.payloads(unit.nal_units or split_annexb(unit.data))
+            for queue, viewer in list(direct.items()):
+                if viewer.waiting_for_keyframe:
+                    if not unit.keyframe:
+                        continue
+                    viewer.waiting_for_keyframe = False
+                self._send(queue, viewer, payloads, pts)
+            if len(direct) == len(self._queues):
+                return
+        packet = av.Packet(unit.data)
         packet.pts = pts
         packet.dts = pts
         packet.time_base = VIDEO_TIME_BASE
         packet.is_keyframe = unit.keyframe
-        self.packets_published += 1
         self._payloads.add(packet, unit.nal_units)
         for queue in list(self._queues):
-            queue.put(packet, unit.keyframe)
+            if queue not in direct:
+                queue.put(packet, unit.keyframe)
+
+    def _send(
+        self, queue: KeyframeQueue, viewer: _DirectViewer, payloads: list[bytes], timestamp: int
+    ) -> None:
+        try:
+            viewer.send(payloads, timestamp)
+        except Exception:
+            # The camera's other viewers go on; this one's sender stops.
+            logger.exception("a viewer's RTP loop stopped")
+            self.unsubscribe(queue)
 
 
 class OfflineEncoder:
