@@ -10,7 +10,6 @@ own: in order, from an IDR, a failing viewer dropped."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from .conftest import Device, Viewer
 from .test_rtp_sender import (
     Arrivals,
     lose_one_and_see_it_resent,
+    media_sent_as_aiortc_sends_it,
     packets_reported_sent,
     payload_type,
     video_sender,
@@ -93,15 +93,7 @@ async def test_each_viewer_is_sent_the_cameras_frames_as_they_come(
     ):
         sender = video_sender(device, peer)
         loop = direct_loop(sender)
-        media = [p for p in arrivals.packets if p.payload_type == arrivals.media_type]
-        assert media and loop.packets_sent >= len(media)
-        assert {p.ssrc for p in media} == {sender._ssrc}
-        mid = next(line for line in viewer.answer_sdp.splitlines() if line.startswith("a=mid:"))
-        assert {p.extensions.mid for p in media} == {mid.removeprefix("a=mid:")}
-        assert all(p.extensions.abs_send_time is not None for p in media)
-        for before, after in itertools.pairwise(media):
-            assert after.sequence_number == (before.sequence_number + 1) & 0xFFFF
-            assert bool(before.marker) == (after.timestamp != before.timestamp)
+        media = media_sent_as_aiortc_sends_it(viewer, sender, loop.packets_sent, arrivals)
         # aiortc's transport statistics count what went around it.
         stats = await viewer_side_stats(device, peer)
         assert stats["packetsSent"] >= loop.packets_sent

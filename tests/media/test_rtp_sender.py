@@ -109,16 +109,7 @@ async def test_a_shared_encoders_viewer_gets_what_aiortcs_own_loop_would_send(
     sender = video_sender(device, peer)
     loop = lean_loop_of(sender)
     assert loop is not None, "the shared encoder's viewer is not sent by the lean loop"
-    media = [p for p in arrivals.packets if p.payload_type == arrivals.media_type]
-    assert media and loop.packets_sent >= len(media)
-    assert {p.ssrc for p in media} == {sender._ssrc}
-    mid = next(line for line in viewer.answer_sdp.splitlines() if line.startswith("a=mid:"))
-    assert {p.extensions.mid for p in media} == {mid.removeprefix("a=mid:")}
-    assert all(p.extensions.abs_send_time is not None for p in media)
-    # Consecutive sequence numbers; the marker on the last packet of each picture only.
-    for before, after in itertools.pairwise(media):
-        assert after.sequence_number == (before.sequence_number + 1) & 0xFFFF
-        assert bool(before.marker) == (after.timestamp != before.timestamp)
+    media = media_sent_as_aiortc_sends_it(viewer, sender, loop.packets_sent, arrivals)
     timestamps = [p.timestamp for p in media]
     assert len(set(timestamps)) >= 15
     # The wall clock in abs-send-time: within a second of now (it wraps every 64 s).
@@ -148,6 +139,25 @@ async def test_a_lost_packet_comes_back_as_rtx_and_reports_count_what_was_sent(
     media_arrived = sum(1 for p in arrivals.packets if p.payload_type == vp8)
     assert 0 < reported <= loop.packets_sent
     assert reported >= media_arrived // 2
+
+
+def media_sent_as_aiortc_sends_it(
+    viewer: Viewer, sender: RTCRtpSender, packets_sent: int, arrivals: Arrivals
+) -> list[RtpPacket]:
+    """The media packets ``viewer`` got from ``sender``, checked to carry what
+    aiortc's own loop puts in them: its SSRC, the ``mid`` and abs-send-time
+    extensions, consecutive sequence numbers, the marker on the last packet of
+    each picture only; no more of them than the loop counts sent."""
+    media = [p for p in arrivals.packets if p.payload_type == arrivals.media_type]
+    assert media and packets_sent >= len(media)
+    assert {p.ssrc for p in media} == {sender._ssrc}
+    mid = next(line for line in viewer.answer_sdp.splitlines() if line.startswith("a=mid:"))
+    assert {p.extensions.mid for p in media} == {mid.removeprefix("a=mid:")}
+    assert all(p.extensions.abs_send_time is not None for p in media)
+    for before, after in itertools.pairwise(media):
+        assert after.sequence_number == (before.sequence_number + 1) & 0xFFFF
+        assert bool(before.marker) == (after.timestamp != before.timestamp)
+    return media
 
 
 async def lose_one_and_see_it_resent(
