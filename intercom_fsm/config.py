@@ -19,13 +19,20 @@ adapter that needs it. Adapters never import this module.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from intercom_fsm.config_choices import AudioEcho as AudioEcho
+from intercom_fsm.config_choices import H264Encoder as H264Encoder
+from intercom_fsm.config_choices import IceTransportPolicy as IceTransportPolicy
+from intercom_fsm.config_choices import LogFormat as LogFormat
+from intercom_fsm.config_choices import NoiseSuppression as NoiseSuppression
+from intercom_fsm.config_choices import RtspReader as RtspReader
+from intercom_fsm.config_choices import RtspTransport as RtspTransport
+from intercom_fsm.config_choices import VideoCodec as VideoCodec
 from intercom_fsm.config_values import (
     BaseUrl,
     Choice,
@@ -48,46 +55,6 @@ from intercom_fsm.oauth_file import read_oauth_file
 from intercom_fsm.transport_policy import insecure_transport_problem, is_loopback_host
 
 DEFAULT_OAUTH_FILE = Path("~/.config/intercom-api/oauth.json")
-
-
-class VideoCodec(enum.Enum):
-    AUTO = "auto"
-    VP8 = "vp8"
-    H264 = "h264"
-
-
-class RtspTransport(enum.Enum):
-    TCP = "tcp"
-    UDP = "udp"
-
-
-class RtspReader(enum.Enum):
-    NATIVE = "native"
-    FFMPEG = "ffmpeg"
-
-
-class H264Encoder(enum.Enum):
-    AUTO = "auto"
-    SOFTWARE = "software"
-
-
-class AudioEcho(enum.Enum):
-    CANCEL = "cancel"
-    HALF_DUPLEX = "half-duplex"
-    OFF = "off"
-
-
-class NoiseSuppression(enum.Enum):
-    OFF = "off"
-    LOW = "low"
-    MODERATE = "moderate"
-    HIGH = "high"
-    VERY_HIGH = "very-high"
-
-
-class LogFormat(enum.Enum):
-    TEXT = "text"
-    JSON = "json"
 
 
 # --- What the rows fill: the sections of Config (no defaults: the rows have them) -----
@@ -142,6 +109,7 @@ class AudioConfig:
 @attrs.frozen
 class WebRtcSettings:
     ice_servers: tuple[IceServerEntry, ...]
+    ice_transport_policy: IceTransportPolicy
     max_viewers: int
     session_orphan_seconds: float
 
@@ -270,6 +238,9 @@ ENVIRONMENT_VARIABLES: tuple[Setting, ...] = (
       "The ALSA buffer asked of the speaker (half of it of the microphone), 10..200 ms."),
     S("ICE_SERVERS", "webrtc.ice_servers", IceServers(), None,
       "STUN/TURN: JSON list of {urls, username, credential} or stun: URLs.", secret=True),
+    S("ICE_TRANSPORT_POLICY", "webrtc.ice_transport_policy", Choice(IceTransportPolicy), "all",
+      "all: every candidate; relay: media only through the TURN server of ICE_SERVERS"
+      " (the device's addresses stay private)."),
     S("MAX_VIEWERS", "webrtc.max_viewers", Integer(1, 32), "4",
       "Concurrent viewer sessions, 1..32."),
     S("SESSION_ORPHAN_SECONDS", "webrtc.session_orphan_seconds", Number(0, 3600, True), "60",
@@ -326,6 +297,16 @@ def _cap_at_least_base(values: Values) -> None:
         raise ConfigError("BACKOFF_CAP_SECONDS", f"must be >= BACKOFF_BASE_SECONDS ({base:g})")
 
 
+def _relay_has_a_turn_server(values: Values) -> None:
+    if values["ICE_TRANSPORT_POLICY"] is not IceTransportPolicy.RELAY:
+        return
+    urls = (url for entry in values["ICE_SERVERS"] or () for url in entry.urls)
+    if not any(url.startswith(("turn:", "turns:")) for url in urls):
+        raise ConfigError(
+            "ICE_TRANSPORT_POLICY", "relay needs a turn: or turns: server in ICE_SERVERS"
+        )
+
+
 def _health_on_loopback(values: Values) -> None:
     address = values["HEALTH_ADDRESS"]
     if address is None or values["HEALTH_ALLOW_REMOTE"] or is_loopback_host(address.host):
@@ -340,6 +321,7 @@ def _health_on_loopback(values: Values) -> None:
 CROSS_CHECKS: tuple[Callable[[Values], None], ...] = (
     _transport_is_safe,
     _cap_at_least_base,
+    _relay_has_a_turn_server,
     _health_on_loopback,
 )
 

@@ -29,6 +29,7 @@ import attrs
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
@@ -104,6 +105,9 @@ class PeerSettings:
     max_mdns_candidates: int = 4
     allow_loopback_candidates: bool = False
     """Tests only (their viewers run on 127.0.0.1); never on a device."""
+    relay_only: bool = False
+    """Gather and use only the TURN server's relayed candidates: the device's
+    own addresses never reach a viewer."""
 
     @property
     def candidate_policy(self) -> CandidatePolicy:
@@ -318,7 +322,12 @@ class PeerConnections:
             iceServers=[
                 RTCIceServer(list(s.urls), username=s.username, credential=s.credential)
                 for s in self._settings.ice_servers
-            ]
+            ],
+            iceTransportPolicy=(
+                RTCIceTransportPolicy.RELAY
+                if self._settings.relay_only
+                else RTCIceTransportPolicy.ALL
+            ),
         )
 
 

@@ -23,7 +23,7 @@ from intercom_fsm.adapters.auth import AuthClient, AuthSettings, default_device_
 from intercom_fsm.adapters.signaling import SignalingSettings
 from intercom_fsm.adapters.token_store import TokenStore
 from intercom_fsm.adapters.user_prompt import show_user_code
-from intercom_fsm.config import Config, NoiseSuppression
+from intercom_fsm.config import Config, IceTransportPolicy, NoiseSuppression
 from intercom_fsm.daemon.inbox import Inbox
 from intercom_fsm.daemon.operations import OperationsSettings, start_operations
 from intercom_fsm.daemon.runtime import Adapters, Runtime
@@ -86,7 +86,8 @@ def peer_settings(config: Config) -> PeerSettings:
         IceServer(entry.urls, username=entry.username, credential=entry.credential)
         for entry in config.webrtc.ice_servers
     )
-    return PeerSettings(servers, config.video.codec.value)
+    relay_only = config.webrtc.ice_transport_policy is IceTransportPolicy.RELAY
+    return PeerSettings(servers, config.video.codec.value, relay_only=relay_only)
 
 
 def operations_from_config(

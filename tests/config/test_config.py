@@ -13,6 +13,7 @@ from intercom_fsm.config import (
     Config,
     ConfigError,
     IceServerEntry,
+    IceTransportPolicy,
     LogFormat,
     Setting,
     VideoCodec,
@@ -51,6 +52,7 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.video.codec is VideoCodec.AUTO
     assert config.video.bitrate is None
     assert config.webrtc.ice_servers == ()
+    assert config.webrtc.ice_transport_policy is IceTransportPolicy.ALL
     assert config.webrtc.max_viewers == 4
     assert (config.backoff.base_seconds, config.backoff.cap_seconds) == (1.0, 60.0)
     assert config.http_timeout_seconds == 10.0
@@ -127,6 +129,10 @@ def test_ice_servers_json_with_turn_credentials(tmp_path: Path) -> None:
     assert turn.urls == ("turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349")
     assert (turn.username, turn.credential) == ("device", SECRET)
     assert SECRET not in repr(config)
+    relayed = load(tmp_path, ICE_SERVERS=json.dumps(servers), ICE_TRANSPORT_POLICY="relay")
+    assert relayed.webrtc.ice_transport_policy is IceTransportPolicy.RELAY
+    with pytest.raises(ConfigError, match="relay needs a turn: or turns: server"):
+        load(tmp_path, ICE_SERVERS="stun:stun.example.com", ICE_TRANSPORT_POLICY="relay")
 
 
 # --- Every variable with a wrong value -----------------------------------------------------
@@ -174,6 +180,8 @@ BAD_VALUES: list[tuple[str, str, str]] = [
     ("ICE_SERVERS", "http://stun.example.com", "stun:, turn: or turns:"),
     ("ICE_SERVERS", "turn:turn.example.com", "use the JSON form"),
     ("ICE_SERVERS", "stun:", "with a host"),
+    ("ICE_TRANSPORT_POLICY", "turn-only", "one of all, relay"),
+    ("ICE_TRANSPORT_POLICY", "relay", "needs a turn: or turns: server in ICE_SERVERS"),
     ("MAX_VIEWERS", "0", "between 1 and 32"),
     ("MAX_VIEWERS", "33", "between 1 and 32"),
     ("MAX_VIEWERS", "four", "whole number"),

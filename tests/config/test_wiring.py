@@ -51,7 +51,13 @@ def test_peer_settings_carry_the_ice_servers(tmp_path: Path) -> None:
         IceServer(("turn:t.example.com",), username="u", credential=TURN_CREDENTIAL),
     )
     assert settings.codec == "h264"
+    assert settings.relay_only is False
     assert TURN_CREDENTIAL not in repr(settings)
+    relayed = load_config(
+        {**BASE, "ICE_SERVERS": json.dumps([turn]), "ICE_TRANSPORT_POLICY": "relay"},
+        oauth_file=None,
+    )
+    assert peer_settings(relayed).relay_only is True
 
 
 def test_signaling_camera_and_operations_settings() -> None:
