@@ -27,7 +27,7 @@ from intercom_fsm import events as ev
 from intercom_fsm.adapters.camera import Camera, CameraSettings
 from intercom_fsm.adapters.camera.h264 import NAL_IDR, nal_types
 from intercom_fsm.adapters.camera.hub import DirectSend, ViewerTrack
-from intercom_fsm.adapters.peer import PeerConnections
+from intercom_fsm.adapters.peer import PeerConnections, PeerSettings
 from tests.camera.conftest import EventRecorder
 from tests.loopback import LOOPBACK_PEERS, restrict_ice_to_loopback
 from tests.requirements import missing
@@ -127,10 +127,12 @@ class Device:
     viewer's track hands aiortc, or frame the camera sends straight to a
     viewer's sender, is recorded (``sent[peer]``)."""
 
-    def __init__(self, settings: CameraSettings, **camera_options: Any) -> None:
+    def __init__(
+        self, settings: CameraSettings, peers: PeerSettings = LOOPBACK_PEERS, **camera_options: Any
+    ) -> None:
         self.recorder = EventRecorder()
         self.camera = Camera(settings, self.recorder, **camera_options)
-        self.peers = PeerConnections(LOOPBACK_PEERS, self.camera, self.recorder)
+        self.peers = PeerConnections(peers, self.camera, self.recorder)
         self.viewers: list[Viewer] = []
         self.sent: dict[int, list[av.Packet[Any]]] = {}
         self._wrap_tracks()
@@ -186,8 +188,10 @@ class Device:
 async def make_device() -> AsyncIterator[Callable[..., Device]]:
     made: list[Device] = []
 
-    def make(settings: CameraSettings, **options: Any) -> Device:
-        device = Device(settings, **options)
+    def make(
+        settings: CameraSettings, peers: PeerSettings = LOOPBACK_PEERS, **options: Any
+    ) -> Device:
+        device = Device(settings, peers, **options)
         made.append(device)
         return device
 
