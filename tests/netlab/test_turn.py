@@ -9,7 +9,9 @@ namespace, and a viewer as a process in another namespace:
   else (nftables lets only the sandbox's and the TURN server's ports through),
   so no direct or half-relayed path exists;
 * TURN over TCP: the device's network drops every UDP packet, and its
-  ``ICE_SERVERS`` names ``turn:...?transport=tcp``.
+  ``ICE_SERVERS`` names ``turn:...?transport=tcp``;
+* a relay-only device (``ICE_TRANSPORT_POLICY=relay``) on a network where
+  the viewer could reach it directly.
 
 Frames must arrive, the selected pair must be the one the network allows, and
 the TURN credentials must appear in no line the daemon logged.
@@ -59,15 +61,25 @@ def servers(netlab: NetLab, tmp_path: Path) -> Iterator[Servers]:
 
 @contextlib.contextmanager
 def streaming(
-    servers: Servers, *, device_ice: str, viewer_ice: str = "[]"
+    servers: Servers,
+    *,
+    device_ice: str,
+    viewer_ice: str = "[]",
+    addresses: tuple[str, str] | None = None,
+    **device_settings: str,
 ) -> Iterator[tuple[DaemonProcess, ViewerProcess]]:
+    """The daemon in ``dev`` and a viewer in ``view`` until the viewer has
+    seen frames; ``addresses`` are their ICE host addresses (the device's, the
+    viewer's, comma-separated), their uplinks' when not given."""
     layout, info = servers.layout, servers.sandbox.info
+    device_address, viewer_address = addresses or (layout.address("dev"), layout.address("view"))
     daemon = daemon_in(
         layout.namespaces["dev"],
         info,
         servers.workdir,
-        layout.address("dev"),
+        device_address,
         ICE_SERVERS=device_ice,
+        **device_settings,
     )
     viewer: ViewerProcess | None = None
     try:
@@ -76,7 +88,7 @@ def streaming(
             layout.namespaces["view"],
             info,
             code,
-            layout.address("view"),
+            viewer_address,
             servers.workdir / "viewer.log",
             ice_servers=viewer_ice,
         )
@@ -128,5 +140,24 @@ def test_turn_over_tcp_carries_the_stream_where_udp_is_blocked(servers: Servers)
         assert pair["remote"] == "relay"  # the device's candidate: its TCP allocation
         assert device.counter(udp_dropped) > 0
         assert "tcp or tls connected" in turn.log_text()
+        daemon.wait_for_state("Streaming")
+    assert_no_credentials_logged(daemon, turn)
+
+
+def test_a_relay_only_device_relays_where_a_direct_path_exists(servers: Servers) -> None:
+    layout, turn = servers.layout, servers.turn
+    device, viewer_side = layout.namespaces["dev"], layout.namespaces["view"]
+    direct = layout.lab.link(device, viewer_side)
+    # The viewer's host candidates: the direct link, and its uplink, which the relay reaches.
+    viewer_addresses = f"{direct.address(viewer_side)},{layout.address('view')}"
+    addresses = (direct.address(device), viewer_addresses)
+    ice = turn.ice_servers("udp")
+    with streaming(servers, device_ice=ice, addresses=addresses) as (daemon, viewer):
+        assert viewer.of("pair")[0]["remote"] == "host"  # the direct path, by default
+    with streaming(servers, device_ice=ice, addresses=addresses, ICE_TRANSPORT_POLICY="relay") as (
+        daemon,
+        viewer,
+    ):
+        assert viewer.of("pair")[0]["remote"] == "relay"  # the device offered nothing else
         daemon.wait_for_state("Streaming")
     assert_no_credentials_logged(daemon, turn)
