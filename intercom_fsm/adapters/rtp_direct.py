@@ -26,6 +26,11 @@ from aiortc import RTCRtpSender
 
 RTP_COMPONENT = 1
 """RTP and RTCP share one component (aiortc always multiplexes them)."""
+BACKLOG_LIMIT = 64 * 1024
+"""Bytes a viewer's way out may hold unsent before its frames are no longer
+sent: a TCP connection to its TURN server, or a socket, slower than the
+camera's stream would otherwise buffer without end, and the viewer's latency
+grow with every frame."""
 _DTLS_STATE = "_RTCDtlsTransport__"
 
 
@@ -38,11 +43,18 @@ class Wire:
         sendto: Callable[[bytes, Any], None],
         address: Any,
         dtls: Any,
+        backlog: Callable[[], int] | None = None,
     ) -> None:
         self._protect = protect
         self._sendto = sendto
         self._address = address
         self._dtls = dtls
+        self._backlog = backlog
+
+    @property
+    def backed_up(self) -> bool:
+        """More than :data:`BACKLOG_LIMIT` bytes wait to leave."""
+        return self._backlog is not None and self._backlog() > BACKLOG_LIMIT
 
     def send(self, packets: list[bytes]) -> None:
         """Encrypt and send ``packets`` in order, now."""
@@ -80,4 +92,16 @@ def wire_of(sender: RTCRtpSender) -> Wire | None:
     address = getattr(pair, "remote_addr", None)
     if not callable(sendto) or address is None:
         return None
-    return Wire(protect, sendto, address, dtls)
+    return Wire(protect, sendto, address, dtls, _backlog_of(transport))
+
+
+def _backlog_of(transport: Any) -> Callable[[], int] | None:
+    """What waits to leave through ``transport``: a relayed pair's is in the
+    connection to the TURN server (aioice's TURN transport wraps it)."""
+    inner = getattr(transport, "_TurnTransport__inner_protocol", None)
+    to_server = getattr(inner, "transport", None)
+    for candidate in (to_server, transport):
+        size = getattr(candidate, "get_write_buffer_size", None)
+        if callable(size):
+            return size  # type: ignore[no-any-return]
+    return None

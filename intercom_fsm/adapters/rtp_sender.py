@@ -217,15 +217,20 @@ class LeanLoop:
         self._sends_directly = frames_end is not None
         return frames_end
 
-    def send_now(self, payloads: list[bytes], timestamp: int) -> None:
+    def send_now(self, payloads: list[bytes], timestamp: int) -> bool:
         """Send one frame's ``payloads`` (``timestamp`` on the codec's clock,
-        from the stream's start) at once, from the caller, on the loop. A
-        frame that cannot go (the sender is paused, its connection is
-        closing) is dropped, as aiortc's loop drops it."""
+        from the stream's start) at once, from the caller, on the loop; False
+        when it was not sent: the sender is paused, its connection is closing,
+        or its way out is backed up (:data:`.rtp_direct.BACKLOG_LIMIT`). The
+        frames after one not sent cannot be decoded: the caller goes on at
+        the next keyframe."""
         wire = wire_of(self._sender) if self._sender._enabled else None
-        if wire is None or not payloads:
-            return
-        wire.send(list(self._frame(payloads, (self._timestamp_origin + timestamp) & 0xFFFFFFFF)))
+        if wire is None or wire.backed_up:
+            return False
+        if payloads:
+            timestamp = (self._timestamp_origin + timestamp) & 0xFFFFFFFF
+            wire.send(list(self._frame(payloads, timestamp)))
+        return True
 
     async def _send_frame(self, payloads: list[bytes], timestamp: int) -> None:
         send = self._sender.transport._send_rtp

@@ -249,6 +249,8 @@ _MEDIA_COUNTERS = (
     ("pictures_decoded", "Pictures the capture decoded (none while every viewer takes the"
      " camera's own H.264)."),
     ("passthrough_packets", "Access units of the camera's own H.264 handed to its viewers."),
+    ("passthrough_frames_not_sent", "Frames of the camera's own H.264 a viewer's backed-up"
+     " way out did not take (it went on at the next IDR)."),
     ("shared_pictures_encoded", "Pictures the shared VP8 encoding encoded, once for all."),
     ("shared_h264_pictures_encoded", "Pictures the shared H.264 encoder encoded, once for all."),
     ("h264_encoder_fallbacks", "Times a hardware H.264 encoder failed and software took over."),

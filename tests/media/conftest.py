@@ -156,9 +156,11 @@ class Device:
             offer = track.send_directly
 
             def send_directly(send: DirectSend) -> asyncio.Future[None] | None:
-                def recording_send(payloads: list[bytes], timestamp: int) -> None:
-                    packets.append(frame_of(payloads, timestamp))
-                    send(payloads, timestamp)
+                def recording_send(payloads: list[bytes], timestamp: int) -> bool:
+                    sent = send(payloads, timestamp)
+                    if sent:
+                        packets.append(frame_of(payloads, timestamp))
+                    return sent
 
                 return offer(recording_send)
 

@@ -162,13 +162,17 @@ async def test_a_viewer_that_leaves_is_no_longer_sent_to_and_the_others_go_on(
 
 
 class Taken:
-    """A viewer's sender: every frame it is given."""
+    """A viewer's sender: every frame it sends; none while ``backed_up``."""
 
     def __init__(self) -> None:
         self.frames: list[tuple[list[bytes], int]] = []
+        self.backed_up = False
 
-    def __call__(self, frame_payloads: list[bytes], timestamp: int) -> None:
+    def __call__(self, frame_payloads: list[bytes], timestamp: int) -> bool:
+        if self.backed_up:
+            return False
         self.frames.append((frame_payloads, timestamp))
+        return True
 
 
 def idr() -> AccessUnit:
@@ -233,7 +237,7 @@ async def test_a_viewer_whose_sending_fails_is_dropped_and_the_others_go_on(
     changes: list[int] = []
     passthrough = H264Passthrough(FrameHub(15), lambda: changes.append(passthrough.viewers))
 
-    def failing(_payloads: list[bytes], _timestamp: int) -> None:
+    def failing(_payloads: list[bytes], _timestamp: int) -> bool:
         raise OSError("the socket went away")
 
     failing_end = passthrough.send_directly(passthrough.subscribe(), failing)
@@ -247,6 +251,36 @@ async def test_a_viewer_whose_sending_fails_is_dropped_and_the_others_go_on(
     assert changes[-1] == 1
     assert len(taken.frames) == 2
     assert [r.getMessage() for r in caplog.records] == ["a viewer's RTP loop stopped"]
+
+
+@pytest.mark.asyncio
+async def test_a_viewer_whose_way_out_is_backed_up_goes_on_at_the_next_idr(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asked: list[float] = []
+    passthrough = H264Passthrough(FrameHub(15), lambda: None)
+    passthrough.ask_camera_with(lambda: asked.append(time.monotonic()))
+    slow, other = Taken(), Taken()
+    passthrough.send_directly(passthrough.subscribe(), slow)
+    passthrough.send_directly(passthrough.subscribe(), other)
+    asked.clear()  # what joining asked for
+    passthrough.deliver(idr(), 1.0)
+    passthrough.deliver(delta(), 1.1)
+    slow.backed_up = True
+    with caplog.at_level(logging.WARNING):
+        passthrough.deliver(delta(), 1.2)
+        passthrough.deliver(delta(), 1.3)
+    slow.backed_up = False
+    passthrough.deliver(delta(), 1.4)  # cannot be decoded without the two before
+    passthrough.deliver(idr(), 1.5)
+    passthrough.deliver(delta(), 1.6)
+
+    kinds = [[frame[0][0] & 0x1F for frame, _ in viewer.frames] for viewer in (slow, other)]
+    assert kinds == [[24, 1, 24, 1], [24, 1, 1, 1, 1, 24, 1]]  # STAP-A (the IDR), slice
+    assert passthrough.frames_not_sent == 1  # the frames after it were not offered
+    assert asked == []  # a keyframe is more bits for a path that has too many
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "backed up" in warnings[0]
 
 
 @pytest.mark.asyncio

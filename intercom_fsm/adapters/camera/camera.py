@@ -264,6 +264,7 @@ class Camera:
             pictures_decoded=counters.pictures_decoded,
             passthrough_viewers=self._passthrough.viewers,
             passthrough_packets=self._passthrough.packets_published,
+            passthrough_frames_not_sent=self._passthrough.frames_not_sent,
             h264_encoder=encoder.codec if encoder else None,
             h264_encoder_hardware=encoder.hardware if encoder else False,
             h264_encoder_fallbacks=shared_h264.fallbacks if shared_h264 else 0,

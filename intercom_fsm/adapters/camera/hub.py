@@ -115,9 +115,10 @@ class ViewerFeedback(Protocol):
     ) -> None: ...
 
 
-DirectSend = Callable[[list[bytes], int], None]
+DirectSend = Callable[[list[bytes], int], bool]
 """Sends one frame's RTP payloads at once; the int is the frame's timestamp on
-the codec's clock (:meth:`intercom_fsm.adapters.rtp_sender.LeanLoop.send_now`)."""
+the codec's clock; False: the frame was not sent, and the viewer needs a
+keyframe next (:meth:`intercom_fsm.adapters.rtp_sender.LeanLoop.send_now`)."""
 
 
 @runtime_checkable
@@ -217,9 +218,11 @@ class ViewerTrack(MediaStreamTrack):
             return None
         hub = self._hub
 
-        def deliver(payloads: list[bytes], timestamp: int) -> None:
-            hub.frames_delivered += 1
-            send(payloads, timestamp)
+        def deliver(payloads: list[bytes], timestamp: int) -> bool:
+            sent = send(payloads, timestamp)
+            if sent:
+                hub.frames_delivered += 1
+            return sent
 
         return encoder.send_directly(packets, deliver)
 

@@ -21,7 +21,10 @@ What the shared stream cannot do, and what stands in for it:
   :data:`CAMERA_KEYFRAME_INTERVAL` for a loss); an RTSP camera or a file
   cannot be asked, so a viewer that lost packets recovers at the next IDR.
   A viewer that falls behind drops its queue and waits for the next IDR
-  (:mod:`.keyframe_queue`);
+  (:mod:`.keyframe_queue`); so does a viewer sent to directly whose way out
+  is backed up (a TCP connection to its TURN server slower than the stream:
+  :data:`intercom_fsm.adapters.rtp_direct.BACKLOG_LIMIT`), so that its
+  latency stays bounded;
 * follow a viewer's bandwidth: the camera's bitrate is what everyone gets.
 
 While the source is down the capture thread encodes its offline picture to
@@ -56,6 +59,7 @@ from intercom_fsm.adapters.camera.h264 import AccessUnit, split_annexb
 from intercom_fsm.adapters.camera.hub import DirectSend, EncodedPackets, FrameHub
 from intercom_fsm.adapters.camera.keyframe_queue import KeyframeQueue
 from intercom_fsm.adapters.rtp_payloads import Payloads, SharedPayloads
+from intercom_fsm.log_limit import LogLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +109,9 @@ class H264Passthrough:
         self._payloads = SharedPayloads("video/H264")
         self.packets_published = 0
         self.keyframe_requests = 0
+        self.frames_not_sent = 0
+        """Frames a viewer sent to directly did not take (see :meth:`_send`)."""
+        self._warnings = LogLimiter(logger)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
@@ -251,11 +258,22 @@ class H264Passthrough:
         self, queue: KeyframeQueue, viewer: _DirectViewer, payloads: list[bytes], timestamp: int
     ) -> None:
         try:
-            viewer.send(payloads, timestamp)
+            sent = viewer.send(payloads, timestamp)
         except Exception:
             # The camera's other viewers go on; this one's sender stops.
             logger.exception("a viewer's RTP loop stopped")
             self.unsubscribe(queue)
+            return
+        if not sent:
+            # What follows a frame not sent cannot be decoded. The camera is
+            # not asked for a keyframe: a path that is backed up needs fewer bits.
+            viewer.waiting_for_keyframe = True
+            self.frames_not_sent += 1
+            self._warnings.log(
+                "frame not sent",
+                "a viewer's frame could not be sent (its way out is backed up, or its"
+                " sender paused or closing): it goes on at the camera's next keyframe",
+            )
 
 
 class OfflineEncoder:

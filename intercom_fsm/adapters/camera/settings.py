@@ -118,6 +118,9 @@ class CameraStats:
     """Viewers receiving the camera's own H.264 packets."""
     passthrough_packets: int = 0
     """Access units handed to passthrough viewers (once each, for all of them)."""
+    passthrough_frames_not_sent: int = 0
+    """Frames a passthrough viewer's sender did not take (its way out backed
+    up): that viewer went on at the next IDR."""
     h264_encoder: str | None = None
     """The shared H.264 encoder in use (``h264_v4l2m2m``, ``libx264``), once chosen."""
     h264_encoder_hardware: bool = False
