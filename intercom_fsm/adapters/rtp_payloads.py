@@ -59,6 +59,10 @@ class SharedPayloads:
             made: Payloads = (h264_payloads.payloads(nal_units), timestamp)
         else:
             made = self._packer.pack(packet)
+        self.keep(packet, made)
+
+    def keep(self, packet: av.Packet[Any], made: Payloads) -> None:
+        """``packet`` (handed out now) as ``made``, cut already by its encoding."""
         self._made[id(packet)] = (packet, made)
         if len(self._made) > KEPT:
             self._made.popitem(last=False)

@@ -216,6 +216,19 @@ async def test_what_was_queued_goes_first_then_each_access_unit_as_it_comes() ->
 
 
 @pytest.mark.asyncio
+async def test_a_queued_viewer_beside_a_direct_one_gets_the_same_payloads_cut_once() -> None:
+    passthrough = H264Passthrough(FrameHub(15), lambda: None)
+    taken = Taken()
+    passthrough.send_directly(passthrough.subscribe(), taken)
+    queued = passthrough.subscribe()
+    passthrough.deliver(idr(), 1.0)
+    (packet,) = queued.take_all()
+    made = passthrough.payloads_of(packet)
+    assert made is not None and made == taken.frames[0]
+    assert made[0] is taken.frames[0][0]  # the same list: cut once for both
+
+
+@pytest.mark.asyncio
 async def test_a_direct_viewer_starts_again_at_an_idr_when_the_camera_does() -> None:
     passthrough = H264Passthrough(FrameHub(15), lambda: None)
     taken = Taken()

@@ -233,6 +233,7 @@ class H264Passthrough:
         self._last_pts = pts
         self.packets_published += 1
         direct = self._direct
+        payloads: list[bytes] | None = None
         if direct:
             # On the 90 kHz clock, the pts is the RTP timestamp payloads_of gives.
             payloads = h264_payloads.payloads(unit.nal_units or split_annexb(unit.data))
@@ -249,7 +250,10 @@ class H264Passthrough:
         packet.dts = pts
         packet.time_base = VIDEO_TIME_BASE
         packet.is_keyframe = unit.keyframe
-        self._payloads.add(packet, unit.nal_units)
+        if payloads is None:
+            self._payloads.add(packet, unit.nal_units)
+        else:  # cut once, for the direct viewers and the queued ones alike
+            self._payloads.keep(packet, (payloads, pts))
         for queue in list(self._queues):
             if queue not in direct:
                 queue.put(packet, unit.keyframe)
